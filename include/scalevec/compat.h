@@ -1,0 +1,51 @@
+// Every LibTorch version difference (1.13 vs 2.x) lives here, and only here.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/version.h>
+
+#include <optional>
+
+#define SCALEVEC_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace scalevec::compat {
+
+// True when LibTorch ships at::scaled_dot_product_attention (2.0+; flash kernel on CUDA).
+constexpr bool kHasFusedSdpa = SCALEVEC_TORCH_AT_LEAST(2, 0);
+// True when LibTorch ships the fused multi-tensor AdamW kernel (2.0+, CUDA).
+constexpr bool kHasFusedAdamW = SCALEVEC_TORCH_AT_LEAST(2, 0);
+
+// Causal attention on [B, H, T, D] tensors through the fused kernel. Only call when kHasFusedSdpa.
+at::Tensor fused_causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// bf16 autocast on CUDA for the lifetime of the guard (no-op when disabled).
+class CudaAutocastGuard {
+ public:
+  explicit CudaAutocastGuard(bool enabled);
+  ~CudaAutocastGuard();
+  CudaAutocastGuard(const CudaAutocastGuard&) = delete;
+  CudaAutocastGuard& operator=(const CudaAutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+};
+
+// One fused AdamW step over a parameter list (CUDA, 2.x). Returns false when unavailable,
+// in which case the caller runs its foreach path.
+bool fused_adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grads,
+                      std::vector<at::Tensor>& exp_avgs, std::vector<at::Tensor>& exp_avg_sqs,
+                      std::vector<at::Tensor>& state_steps, double lr, double beta1, double beta2,
+                      double weight_decay, double eps);
+
+// A fixed-seed generator on a device, independent of the global one.
+at::Generator make_generator(uint64_t seed, const at::Device& device);
+
+// Bytes of the current CUDA peak allocation (0 on CPU builds).
+int64_t cuda_peak_memory_bytes();
+void cuda_reset_peak_memory();
+bool cuda_available();
+void cuda_synchronize();
+
+}  // namespace scalevec::compat

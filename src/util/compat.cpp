@@ -1,0 +1,101 @@
+#include "scalevec/compat.h"
+
+#include <ATen/autocast_mode.h>
+
+#ifdef SCALEVEC_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace scalevec::compat {
+
+at::Tensor fused_causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#if SCALEVEC_TORCH_AT_LEAST(2, 0)
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                          /*is_causal=*/true);
+#else
+  TORCH_CHECK(false, "fused scaled_dot_product_attention needs LibTorch >= 2.0");
+#endif
+}
+
+CudaAutocastGuard::CudaAutocastGuard(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+#if SCALEVEC_TORCH_AT_LEAST(2, 4)
+  previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+  previous_ = at::autocast::is_enabled();
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(true);
+#endif
+}
+
+CudaAutocastGuard::~CudaAutocastGuard() {
+  if (!enabled_) return;
+#if SCALEVEC_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+#else
+  at::autocast::set_enabled(previous_);
+#endif
+  // Cached bf16 weight casts must not outlive the region (they would pin stale copies).
+  at::autocast::clear_cache();
+}
+
+bool fused_adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& grads,
+                      std::vector<at::Tensor>& exp_avgs, std::vector<at::Tensor>& exp_avg_sqs,
+                      std::vector<at::Tensor>& state_steps, double lr, double beta1, double beta2,
+                      double weight_decay, double eps) {
+#if SCALEVEC_TORCH_AT_LEAST(2, 0)
+  if (params.empty() || !params[0].is_cuda()) return false;
+  std::vector<at::Tensor> max_exp_avg_sqs;
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1,
+                    beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+  return true;
+#else
+  return false;
+#endif
+}
+
+at::Generator make_generator(uint64_t seed, const at::Device& device) {
+  at::Generator gen;
+#ifdef SCALEVEC_WITH_CUDA
+  if (device.is_cuda()) gen = at::cuda::detail::createCUDAGenerator(device.index());
+  else
+#endif
+    gen = at::detail::createCPUGenerator();
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+int64_t cuda_peak_memory_bytes() {
+#ifdef SCALEVEC_WITH_CUDA
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+  return stats.allocated_bytes[0].peak;  // aggregate over pools
+#else
+  return 0;
+#endif
+}
+
+void cuda_reset_peak_memory() {
+#ifdef SCALEVEC_WITH_CUDA
+  c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
+#endif
+}
+
+bool cuda_available() {
+#ifdef SCALEVEC_WITH_CUDA
+  return at::cuda::is_available();
+#else
+  return false;
+#endif
+}
+
+void cuda_synchronize() {
+#ifdef SCALEVEC_WITH_CUDA
+  if (at::cuda::is_available()) c10::cuda::device_synchronize();
+#endif
+}
+
+}  // namespace scalevec::compat
