@@ -44,7 +44,7 @@ struct MoeConfig {
   double capacity_factor = 0.0;    // 0: no token dropping
 };
 
-enum class AttentionImpl { Auto, Math, Fused };
+enum class AttentionKernel { Auto, Math, Fused };
 
 struct ModelConfig {
   int64_t vocab_size = 4096;
@@ -60,7 +60,7 @@ struct ModelConfig {
   bool branch_out_norm = false;  // x + Norm(Attn(...)): Output-Norms on each branch
   double init_std = 0.02;
   bool scaled_residual_init = true;  // output projections std / sqrt(2 * n_layers)
-  AttentionImpl attention = AttentionImpl::Auto;
+  AttentionKernel attention = AttentionKernel::Auto;
   MoeConfig moe;
   NormConfig norm;
 
@@ -168,7 +168,7 @@ const char* to_string(Placement p);
 const char* to_string(MagnitudeShape m);
 const char* to_string(MagDirDecay d);
 const char* to_string(ScaleApply a);
-const char* to_string(AttentionImpl a);
+const char* to_string(AttentionKernel a);
 const char* to_string(OptimizerKind o);
 const char* to_string(ScheduleKind s);
 const char* to_string(NanPolicy n);

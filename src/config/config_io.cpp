@@ -155,7 +155,7 @@ SCALEVEC_ENUM_VALUES(MagnitudeShape, MagnitudeShape::Scalar, MagnitudeShape::Per
 SCALEVEC_ENUM_VALUES(MagDirDecay, MagDirDecay::Magnitude, MagDirDecay::Direction, MagDirDecay::Both,
                      MagDirDecay::Neither)
 SCALEVEC_ENUM_VALUES(ScaleApply, ScaleApply::Weight, ScaleApply::Activation)
-SCALEVEC_ENUM_VALUES(AttentionImpl, AttentionImpl::Auto, AttentionImpl::Math, AttentionImpl::Fused)
+SCALEVEC_ENUM_VALUES(AttentionKernel, AttentionKernel::Auto, AttentionKernel::Math, AttentionKernel::Fused)
 SCALEVEC_ENUM_VALUES(OptimizerKind, OptimizerKind::AdamW, OptimizerKind::Muon)
 SCALEVEC_ENUM_VALUES(ScheduleKind, ScheduleKind::Cosine, ScheduleKind::Wsd, ScheduleKind::Constant)
 SCALEVEC_ENUM_VALUES(NanPolicy, NanPolicy::Skip, NanPolicy::Stop)

@@ -43,11 +43,11 @@ const char* to_string(MagDirDecay d) {
   return "?";
 }
 const char* to_string(ScaleApply a) { return a == ScaleApply::Weight ? "weight" : "activation"; }
-const char* to_string(AttentionImpl a) {
+const char* to_string(AttentionKernel a) {
   switch (a) {
-    case AttentionImpl::Auto: return "auto";
-    case AttentionImpl::Math: return "math";
-    case AttentionImpl::Fused: return "fused";
+    case AttentionKernel::Auto: return "auto";
+    case AttentionKernel::Math: return "math";
+    case AttentionKernel::Fused: return "fused";
   }
   return "?";
 }

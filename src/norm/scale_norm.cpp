@@ -1,0 +1,148 @@
+#include "scalevec/norm.h"
+
+namespace scalevec {
+
+at::Tensor rms_normalize(const at::Tensor& x, double eps) {
+  // Low-precision inputs accumulate the mean square in float32.
+  const at::Tensor xf = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf ? x.to(at::kFloat) : x;
+  const at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return (xf * inv).to(x.scalar_type());
+}
+
+NormRole role_of(NormPosition position) {
+  switch (position) {
+    case NormPosition::PreAttn:
+    case NormPosition::PreFfn:
+    case NormPosition::Final: return NormRole::Input;
+    case NormPosition::Qk:
+    case NormPosition::BranchOut: return NormRole::Output;
+  }
+  return NormRole::Input;
+}
+
+namespace {
+
+bool is_magdir(NormVariant v) { return v == NormVariant::MagDir || v == NormVariant::Unified; }
+
+int64_t magnitude_groups(const NormOptions& opts, int64_t dim, int64_t heads) {
+  if (opts.magnitude == MagnitudeShape::Scalar || heads <= 1 || dim % heads != 0) return 1;
+  return heads;
+}
+
+}  // namespace
+
+ScaleNormImpl::ScaleNormImpl(NormPosition position, const NormOptions& opts, int64_t dim,
+                             std::vector<NormBranch> branches, int64_t heads)
+    : position_(position), role_(role_of(position)), opts_(opts), dim_(dim),
+      branches_(std::move(branches)) {
+  TORCH_CHECK(dim > 0, "norm at ", to_string(position), " needs dim > 0");
+  const NormVariant v = opts.variant;
+  const bool magdir = is_magdir(v);
+  auto make = [&](const std::string& name, int64_t copies, int64_t d) {
+    auto sv = register_module(name, ScaleVector(copies, d, opts.gamma_init, magdir,
+                                                magnitude_groups(opts, d, heads)));
+    owned_.push_back(sv);
+    return sv;
+  };
+  if (v == NormVariant::None) return;
+  if (role_ == NormRole::Output || branches_.empty()) {
+    make("scale", 1, dim);  // no linear map to branch over or relocate around
+    return;
+  }
+  const bool per_branch_in = v == NormVariant::Branch || v == NormVariant::Unified;
+  const bool relocates = v == NormVariant::Relocated || v == NormVariant::Unified;
+  const bool has_in = !relocates || opts.placement != Placement::Output;
+  const bool has_out = relocates && opts.placement != Placement::Input;
+  in_scales_.resize(branches_.size(), ScaleVector(nullptr));
+  out_scales_.resize(branches_.size(), ScaleVector(nullptr));
+  if (has_in && !per_branch_in) {
+    // Experts of one stack can share the vector only when every branch has the same copies.
+    auto shared = make("scale_in", 1, dim);
+    for (auto& s : in_scales_) s = shared;
+  }
+  for (size_t b = 0; b < branches_.size(); ++b) {
+    const auto& br = branches_[b];
+    if (has_in && per_branch_in) in_scales_[b] = make("scale_in_" + br.name, br.copies, dim);
+    if (has_out) out_scales_[b] = make("scale_out_" + br.name, br.copies, br.out_dim);
+  }
+}
+
+at::Tensor ScaleNormImpl::forward(const at::Tensor& x) {
+  at::Tensor n = normalize(x);
+  if (owned_.empty()) return n;
+  TORCH_CHECK(in_scales_.empty(), "norm at ", to_string(position_),
+              " has branch scales: call project() instead of forward()");
+  return n * owned_[0]->value();
+}
+
+at::Tensor ScaleNormImpl::input_scale(size_t b) const {
+  if (branches_.empty() || in_scales_.empty()) return owned_.empty() ? at::Tensor() : owned_[0]->value();
+  TORCH_CHECK(b < branches_.size(), "branch index ", b, " out of range");
+  return in_scales_[b] ? in_scales_[b]->value() : at::Tensor();
+}
+
+at::Tensor ScaleNormImpl::output_scale(size_t b) const {
+  TORCH_CHECK(branches_.empty() || b < branches_.size(), "branch index ", b, " out of range");
+  return out_scales_.empty() || !out_scales_[b] ? at::Tensor() : out_scales_[b]->value();
+}
+
+at::Tensor ScaleNormImpl::scaled_weight(size_t b, const at::Tensor& weight) const {
+  at::Tensor w = weight;
+  const at::Tensor gi = input_scale(b);
+  const at::Tensor go = output_scale(b);
+  if (gi.defined()) w = w * (gi.dim() == 2 ? gi.unsqueeze(-2) : gi);
+  if (go.defined()) w = w * go.unsqueeze(-1);
+  return w;
+}
+
+at::Tensor ScaleNormImpl::project(const at::Tensor& n, size_t b, const at::Tensor& weight) const {
+  if (opts_.apply == ScaleApply::Weight) return at::matmul(n, scaled_weight(b, weight).transpose(-1, -2));
+  TORCH_CHECK(weight.dim() == 2, "activation-side scaling supports 2-D weights only (norm at ",
+              to_string(position_), ")");
+  const at::Tensor gi = input_scale(b);
+  const at::Tensor go = output_scale(b);
+  at::Tensor y = at::matmul(gi.defined() ? n * gi : n, weight.t());
+  return go.defined() ? y * go : y;
+}
+
+std::vector<at::Tensor> ScaleNormImpl::project_all(const at::Tensor& n,
+                                                   const std::vector<at::Tensor>& weights) const {
+  std::vector<at::Tensor> out;
+  bool fusable = opts_.apply == ScaleApply::Weight && weights.size() > 1;
+  for (const auto& w : weights) fusable = fusable && w.dim() == 2;
+  if (!fusable) {
+    for (size_t b = 0; b < weights.size(); ++b) out.push_back(project(n, b, weights[b]));
+    return out;
+  }
+  std::vector<at::Tensor> scaled;
+  std::vector<int64_t> sizes;
+  for (size_t b = 0; b < weights.size(); ++b) {
+    scaled.push_back(scaled_weight(b, weights[b]));
+    sizes.push_back(weights[b].size(0));
+  }
+  // One GEMM over the concatenated weights: the normalization and the read of n happen once.
+  const at::Tensor y = at::matmul(n, at::cat(scaled, 0).t());
+  return y.split_with_sizes(sizes, -1);
+}
+
+void ScaleNormImpl::collect(const std::string& prefix, std::vector<NamedParam>& out) const {
+  for (const auto& child : named_children()) {
+    auto sv = std::dynamic_pointer_cast<ScaleVectorImpl>(child.value());
+    if (sv) sv->collect(prefix + "." + child.key(), role_, opts_, out);
+  }
+}
+
+int64_t ScaleNormImpl::scale_numel() const {
+  int64_t n = 0;
+  for (const auto& sv : owned_) n += sv->numel();
+  return n;
+}
+
+at::Tensor ScaleNormImpl::scale_values() const {
+  if (owned_.empty()) return {};
+  std::vector<at::Tensor> flat;
+  for (const auto& sv : owned_) flat.push_back(sv->value().detach().reshape({-1}));
+  return at::cat(flat);
+}
+
+}  // namespace scalevec
