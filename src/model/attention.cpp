@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "scalevec/compat.h"
+#include "scalevec/tensor_util.h"
 
 namespace scalevec {
 
@@ -28,7 +29,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 at::Tensor causal_attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t T = q.size(2), S = k.size(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(at::kFloat) * scale;
+  at::Tensor scores = at_least_float32(at::matmul(q, k.transpose(-2, -1))) * scale;
   const at::Tensor future = at::ones({T, S}, q.options().dtype(at::kBool)).triu(1);
   scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
   return at::matmul(at::softmax(scores, -1).to(v.scalar_type()), v);

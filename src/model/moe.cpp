@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "scalevec/ffn.h"
+#include "scalevec/tensor_util.h"
 
 namespace scalevec {
 
@@ -36,7 +37,7 @@ at::Tensor MoeImpl::forward(const at::Tensor& x) {
   const int64_t N = n.size(0);
 
   // Router in float32: the softmax and z-loss are sensitive to bf16 rounding.
-  const at::Tensor logits = norm->project(n, kRouter, w_router).to(at::kFloat);
+  const at::Tensor logits = at_least_float32(norm->project(n, kRouter, w_router));
   const at::Tensor probs = at::softmax(logits, -1);
   auto [top_p, top_i] = probs.topk(K, -1);
   at::Tensor weights = top_p / top_p.sum(-1, /*keepdim=*/true);
@@ -54,7 +55,7 @@ at::Tensor MoeImpl::forward(const at::Tensor& x) {
   stats_.expert_weight = weights;
   stats_.dropped = (~keep).sum();
   // Switch load balance: f_e = share of assignments to e, P_e = mean router prob of e.
-  const at::Tensor f = one_hot.to(at::kFloat).mean(0);
+  const at::Tensor f = one_hot.to(probs.scalar_type()).mean(0);
   const at::Tensor P = probs.mean(0);
   stats_.load_balance = (f * P).sum() * static_cast<double>(E);
   stats_.z_loss = at::logsumexp(logits, -1).pow(2).mean();

@@ -4,6 +4,7 @@
 
 #include "scalevec/compat.h"
 #include "scalevec/model.h"
+#include "scalevec/tensor_util.h"
 
 namespace scalevec {
 
@@ -92,7 +93,7 @@ LossOutput TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& tar
               " must match tokens ", tokens.sizes());
   LossOutput out;
   // Cross-entropy in float32 even under bf16 autocast.
-  out.ce = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
+  out.ce = at::cross_entropy_loss(at_least_float32(logits.reshape({-1, logits.size(-1)})),
                                   targets.reshape({-1}));
   out.aux = at::zeros({}, out.ce.options());
   for (const auto& m : *blocks) {

@@ -1,10 +1,11 @@
 #include "scalevec/norm.h"
+#include "scalevec/tensor_util.h"
 
 namespace scalevec {
 
 at::Tensor rms_normalize(const at::Tensor& x, double eps) {
   // Low-precision inputs accumulate the mean square in float32.
-  const at::Tensor xf = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf ? x.to(at::kFloat) : x;
+  const at::Tensor xf = at_least_float32(x);
   const at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return (xf * inv).to(x.scalar_type());
 }
