@@ -39,6 +39,10 @@ bool fused_adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& 
                       std::vector<at::Tensor>& state_steps, double lr, double beta1, double beta2,
                       double weight_decay, double eps);
 
+// tensors[i] *= scale (a 0-dim tensor) in place without a host sync: one multi-tensor kernel
+// on 2.1+ (the Tensor overload of _foreach_mul_), a loop of mul_ before.
+void foreach_mul_tensor_(std::vector<at::Tensor>& tensors, const at::Tensor& scale);
+
 // A fixed-seed generator on a device, independent of the global one.
 at::Generator make_generator(uint64_t seed, const at::Device& device);
 

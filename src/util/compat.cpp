@@ -58,6 +58,18 @@ bool fused_adamw_step(std::vector<at::Tensor>& params, std::vector<at::Tensor>& 
 #endif
 }
 
+void foreach_mul_tensor_(std::vector<at::Tensor>& tensors, const at::Tensor& scale) {
+#if SCALEVEC_TORCH_AT_LEAST(2, 1)
+  bool same_device = true;
+  for (const auto& t : tensors) same_device = same_device && t.device() == scale.device();
+  if (same_device) {
+    at::_foreach_mul_(tensors, scale);
+    return;
+  }
+#endif
+  for (auto& t : tensors) t.mul_(scale.to(t.device()));
+}
+
 at::Generator make_generator(uint64_t seed, const at::Device& device) {
   at::Generator gen;
 #ifdef SCALEVEC_WITH_CUDA
