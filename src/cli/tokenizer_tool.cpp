@@ -1,1 +1,366 @@
-int main(){return 0;}
+// scalevec-tokenizer: trains a sentencepiece tokenizer, encodes text into token shards, decodes
+// ids. A separate executable because Debian's libsentencepiece (protobuf-lite) and LibTorch (full
+// protobuf) crash at load time in one process; the trainer calls this tool as a subprocess.
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "scalevec/log.h"
+#include "scalevec/shard_format.h"
+
+namespace {
+
+using scalevec::log::cat;
+
+// Lines of validation text are taken in contiguous blocks of this many lines (see docs/data.md).
+constexpr int64_t kDefaultBlockLines = 64;
+// Fixed sampling seed so that training on a huge corpus (input_sentence_size) is reproducible.
+constexpr unsigned int kTrainSeed = 1234;
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+const char* kUsage = R"(scalevec-tokenizer: sentencepiece tokenizer and token shards
+
+usage:
+  scalevec-tokenizer train --input F [--input F2 ...] --model-prefix P --vocab-size N
+                           [--type bpe|unigram] [--max-sentences N]
+      trains P.model and P.vocab (byte fallback on, identity normalization, deterministic)
+  scalevec-tokenizer encode --model M --input F [F2 ...] --train-out T --val-out V
+                            [--val-fraction f] [--block-lines L]
+      encodes every non-empty line followed by EOS; blocks of L (default 64) consecutive lines
+      go to validation so that a fraction f (default 0.01) of all blocks, evenly spread, is held
+      out: block j is held out iff floor((j+1)*f) > floor(j*f)
+  scalevec-tokenizer decode --model M --ids "1 2 3"
+      prints the text of the ids
+  scalevec-tokenizer --help
+
+inputs may be plain text or gzip (.gz, read through gzip -dc).
+)";
+
+// "--key v1 v2 --flag" -> {key: [v1, v2], flag: []}.
+std::map<std::string, std::vector<std::string>> parse_flags(int argc, char** argv, int first) {
+  std::map<std::string, std::vector<std::string>> flags;
+  std::string key;
+  for (int i = first; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      key = a.substr(2);
+      flags[key];
+    } else if (key.empty()) {
+      throw UsageError("unexpected argument '" + a + "'");
+    } else {
+      flags[key].push_back(a);
+    }
+  }
+  return flags;
+}
+
+class Flags {
+ public:
+  Flags(std::map<std::string, std::vector<std::string>> flags, const std::string& command)
+      : flags_(std::move(flags)), command_(command) {}
+
+  std::vector<std::string> list(const std::string& key) {
+    used_[key] = true;
+    auto it = flags_.find(key);
+    if (it == flags_.end() || it->second.empty()) throw UsageError(command_ + ": missing --" + key);
+    return it->second;
+  }
+  std::string get(const std::string& key) {
+    auto v = list(key);
+    if (v.size() != 1) throw UsageError(command_ + ": --" + key + " takes one value");
+    return v[0];
+  }
+  std::string get(const std::string& key, const std::string& fallback) {
+    used_[key] = true;
+    return flags_.count(key) ? get(key) : fallback;
+  }
+  void finish() const {
+    for (const auto& kv : flags_)
+      if (!used_.count(kv.first)) throw UsageError(command_ + ": unknown option --" + kv.first);
+  }
+
+ private:
+  std::map<std::string, std::vector<std::string>> flags_;
+  std::map<std::string, bool> used_;
+  std::string command_;
+};
+
+int64_t parse_int(const std::string& s, const std::string& what) {
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0') throw UsageError(what + ": expected an integer, got '" + s + "'");
+  return v;
+}
+
+double parse_double(const std::string& s, const std::string& what) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0') throw UsageError(what + ": expected a number, got '" + s + "'");
+  return v;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Reads lines from a list of files in order; .gz files through `gzip -dc`.
+class LineReader {
+ public:
+  explicit LineReader(std::vector<std::string> files) : files_(std::move(files)) {}
+  ~LineReader() { close(); }
+
+  // Next line without its newline; false at the end of the last file.
+  bool next(std::string& line) {
+    for (;;) {
+      if (!file_ && !open_next()) return false;
+      if (read_line(line)) return true;
+      close();
+    }
+  }
+
+ private:
+  bool open_next() {
+    if (index_ >= files_.size()) return false;
+    const std::string& path = files_[index_++];
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) throw std::runtime_error("input file not found or unreadable: " + path);
+    probe.close();
+    current_ = path;
+    gz_ = ends_with(path, ".gz");
+    file_ = gz_ ? ::popen(("gzip -dc -- " + shell_quote(path)).c_str(), "r")
+                : std::fopen(path.c_str(), "rb");
+    if (!file_) throw std::runtime_error("cannot open input file: " + path);
+    return true;
+  }
+
+  bool read_line(std::string& line) {
+    line.clear();
+    int c = 0;
+    while ((c = std::fgetc(file_)) != EOF) {
+      if (c == '\n') break;
+      line.push_back(static_cast<char>(c));
+    }
+    if (c == EOF && line.empty()) {
+      if (std::ferror(file_)) throw std::runtime_error("read error in input file: " + current_);
+      return false;
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  }
+
+  void close() {
+    if (!file_) return;
+    if (gz_) {
+      const int status = ::pclose(file_);
+      file_ = nullptr;
+      if (status != 0) throw std::runtime_error("gzip -dc failed on input file: " + current_);
+    } else {
+      std::fclose(file_);
+      file_ = nullptr;
+    }
+  }
+
+  std::vector<std::string> files_;
+  size_t index_ = 0;
+  std::FILE* file_ = nullptr;
+  bool gz_ = false;
+  std::string current_;
+};
+
+// Feeds the non-empty lines of the inputs to the sentencepiece trainer without a temp file.
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(std::vector<std::string> files) : reader_(std::move(files)) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override {
+    try {
+      do {
+        if (!reader_.next(value_)) {
+          done_ = true;
+          return;
+        }
+      } while (value_.empty());
+    } catch (const std::exception& e) {
+      status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound, e.what());
+      done_ = true;
+    }
+  }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override { return status_; }
+
+ private:
+  LineReader reader_;
+  std::string value_;
+  bool done_ = false;
+  sentencepiece::util::Status status_;
+};
+
+int cmd_train(Flags flags) {
+  const auto inputs = flags.list("input");
+  const std::string prefix = flags.get("model-prefix");
+  const int64_t vocab = parse_int(flags.get("vocab-size"), "--vocab-size");
+  const std::string type = flags.get("type", "bpe");
+  const std::string max_sentences = flags.get("max-sentences", "2000000");
+  flags.finish();
+  if (type != "bpe" && type != "unigram")
+    throw UsageError("train: --type must be bpe or unigram, got '" + type + "'");
+  if (vocab < 260)
+    throw UsageError("train: --vocab-size must be >= 260 (256 byte pieces + specials)");
+
+  const std::unordered_map<std::string, std::string> kwargs = {
+      {"model_prefix", prefix},
+      {"vocab_size", std::to_string(vocab)},
+      {"model_type", type},
+      {"byte_fallback", "true"},                // every byte is encodable: no <unk> ids in shards
+      {"character_coverage", "0.9995"},         // rare characters fall back to bytes
+      {"normalization_rule_name", "identity"},  // decode(encode(text)) == text
+      {"remove_extra_whitespaces", "false"},
+      {"split_digits", "true"},
+      {"hard_vocab_limit", "false"},  // small corpora may yield fewer pieces
+      {"input_sentence_size", max_sentences},
+      {"shuffle_input_sentence", "true"},
+      {"max_sentence_length", "16384"},
+      {"num_threads", "2"},
+      {"unk_id", "0"},
+      {"bos_id", "1"},
+      {"eos_id", "2"},
+      {"pad_id", "-1"},
+      {"minloglevel", "1"},
+  };
+  sentencepiece::SetRandomGeneratorSeed(kTrainSeed);
+  LineIterator lines(inputs);
+  const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines);
+  if (!status.ok()) throw std::runtime_error("tokenizer training failed: " + status.ToString());
+  scalevec::log::info(cat("trained ", type, " tokenizer ", prefix, ".model (vocab ", vocab, ")"));
+  return 0;
+}
+
+void load_model(const std::string& path, sentencepiece::SentencePieceProcessor& sp) {
+  const auto status = sp.Load(path);
+  if (!status.ok())
+    throw std::runtime_error("cannot load tokenizer model " + path + ": " + status.ToString());
+}
+
+int cmd_encode(Flags flags) {
+  const std::string model = flags.get("model");
+  const auto inputs = flags.list("input");
+  const std::string train_out = flags.get("train-out");
+  const std::string val_out = flags.get("val-out");
+  const double val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
+  const int64_t block_lines =
+      parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
+  flags.finish();
+  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
+    throw UsageError("encode: --val-fraction must be in [0, 1), got " +
+                     std::to_string(val_fraction));
+  if (block_lines < 1) throw UsageError("encode: --block-lines must be >= 1");
+
+  sentencepiece::SentencePieceProcessor sp;
+  load_model(model, sp);
+  const uint32_t eos = static_cast<uint32_t>(sp.eos_id());
+  std::vector<uint32_t> train, val;
+  LineReader reader(inputs);
+  std::string line;
+  std::vector<int> ids;
+  int64_t line_index = 0, blocks = 0, val_blocks = 0;
+  size_t last_block_start = 0;  // where the last train block starts in `train`
+  bool last_block_val = false;
+  while (reader.next(line)) {
+    if (line.empty()) continue;
+    const int64_t block = line_index / block_lines;
+    const bool to_val = std::floor((block + 1) * val_fraction) > std::floor(block * val_fraction);
+    if (line_index % block_lines == 0) {
+      ++blocks;
+      val_blocks += to_val;
+      last_block_val = to_val;
+      last_block_start = train.size();
+    }
+    ++line_index;
+    const auto status = sp.Encode(line, &ids);
+    if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
+    auto& out = to_val ? val : train;
+    out.insert(out.end(), ids.begin(), ids.end());
+    out.push_back(eos);  // lines are the documents (KJV: one verse each)
+  }
+  // A corpus shorter than 1/f blocks would get no validation data: hold out its last block.
+  if (val_fraction > 0.0 && val_blocks == 0 && blocks >= 2 && !last_block_val) {
+    val.assign(train.begin() + static_cast<std::ptrdiff_t>(last_block_start), train.end());
+    train.resize(last_block_start);
+    val_blocks = 1;
+  }
+  const auto vocab = static_cast<uint64_t>(sp.GetPieceSize());
+  scalevec::write_shard(train_out, train, vocab);
+  scalevec::write_shard(val_out, val, vocab);
+  std::cout << "lines=" << line_index << " blocks=" << blocks << " val_blocks=" << val_blocks
+            << " train_tokens=" << train.size() << " val_tokens=" << val.size()
+            << " vocab_size=" << vocab << "\n";
+  return 0;
+}
+
+int cmd_decode(Flags flags) {
+  const std::string model = flags.get("model");
+  const auto id_words = flags.list("ids");
+  flags.finish();
+  sentencepiece::SentencePieceProcessor sp;
+  load_model(model, sp);
+  std::vector<int> ids;
+  for (const auto& words : id_words) {
+    std::istringstream in(words);
+    for (std::string w; in >> w;) {
+      const int64_t id = parse_int(w, "--ids");
+      if (id < 0 || id >= sp.GetPieceSize())
+        throw UsageError("decode: id " + w + " is outside the vocabulary [0, " +
+                         std::to_string(sp.GetPieceSize()) + ")");
+      ids.push_back(static_cast<int>(id));
+    }
+  }
+  std::cout << sp.DecodeIds(ids) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    Flags flags(parse_flags(argc, argv, 2), command);
+    if (command == "train") return cmd_train(std::move(flags));
+    if (command == "encode") return cmd_encode(std::move(flags));
+    if (command == "decode") return cmd_decode(std::move(flags));
+    throw UsageError("unknown command '" + command + "'");
+  } catch (const UsageError& e) {
+    std::cerr << "scalevec-tokenizer: " << e.what() << "\n\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "scalevec-tokenizer " << command << ": " << e.what() << "\n";
+    return 1;
+  }
+}
