@@ -1,3 +1,66 @@
+// `scalevec`: one executable, several subcommands.
+#include <cstring>
 #include <iostream>
+
+#include "commands.h"
 #include "scalevec/config_io.h"
-int main(int argc, char** argv) { std::cout << scalevec::config_to_yaml(scalevec::Config{}); }
+#include "scalevec/log.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(scalevec: pre-train dense and MoE transformers and ablate norm scale vectors
+
+usage: scalevec <command> --config FILE [--set key=value ...] [options]
+
+commands:
+  train           train a model (--resume to continue from the newest checkpoint in train.out_dir)
+  eval            evaluate a checkpoint on the validation shard (--checkpoint FILE)
+  bench           time training steps (warm-up, then CUDA-event timed steps; --json FILE)
+  prepare-data    train/load the tokenizer and write train/val token shards
+  inspect-config  print the resolved config (all keys with their values)
+  inspect-model   print parameters, FLOPs/token and every norm with variant, role and groups
+
+common options:
+  --config FILE       YAML config; `defaults: base.yaml` includes a base file
+  --set key=value     override one key, e.g. --set optim.lr=3e-4 --set model.norm.variant=unified
+  --verbose           debug logging
+  --help              this text
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace scalevec;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  try {
+    const auto args = cli::parse_args(argc, argv, {"resume", "verbose", "help", "json-only"});
+    if (args.has("help")) {
+      std::cout << kUsage;
+      return 0;
+    }
+    log::init(0, "", args.has("verbose"));
+    const std::string& c = args.command;
+    if (c == "train") return cli::cmd_train(args);
+    if (c == "eval") return cli::cmd_eval(args);
+    if (c == "bench") return cli::cmd_bench(args);
+    if (c == "prepare-data") return cli::cmd_prepare_data(args);
+    if (c == "inspect-config") return cli::cmd_inspect_config(args);
+    if (c == "inspect-model") return cli::cmd_inspect_model(args);
+    std::cerr << "scalevec: unknown command '" << c << "'\n\n" << kUsage;
+    return 2;
+  } catch (const cli::UsageError& e) {
+    std::cerr << "scalevec: " << e.what() << "\n(see scalevec --help)\n";
+    return 2;
+  } catch (const ConfigError& e) {
+    std::cerr << "scalevec: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "scalevec: error: " << e.what() << "\n";
+    log::flush();
+    return 1;
+  }
+}
