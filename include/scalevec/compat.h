@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include <optional>
+#include <string>
 
 #define SCALEVEC_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -50,6 +51,21 @@ at::Generator make_generator(uint64_t seed, const at::Device& device);
 int64_t cuda_peak_memory_bytes();
 void cuda_reset_peak_memory();
 bool cuda_available();
+int cuda_device_count();
+std::string cuda_device_name();
+
+// Times device work: CUDA events on a CUDA device (no host sync until stop), a clock on CPU.
+class DeviceTimer {
+ public:
+  explicit DeviceTimer(const at::Device& device);
+  ~DeviceTimer();
+  void start();
+  double stop_ms();  // synchronizes on the stop event
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
 void cuda_synchronize();
 
 }  // namespace scalevec::compat

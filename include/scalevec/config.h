@@ -137,6 +137,7 @@ struct TrainConfig {
   int64_t max_nan_skips = 20;
   bool cuda_graph = false;
   int64_t threads = 0;       // 0: LibTorch default
+  double peak_tflops = 989.0;  // for MFU: dense bf16 peak of the GPU (H100 SXM: 989)
 };
 
 struct DistConfig {

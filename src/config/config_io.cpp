@@ -403,6 +403,7 @@ void visit_config(V& v, C& c) {
   v("train.max_nan_skips", t.max_nan_skips);
   v("train.cuda_graph", t.cuda_graph);
   v("train.threads", t.threads);
+  v("train.peak_tflops", t.peak_tflops);
 
   v("dist.backend", c.dist.backend);
   v("dist.bucket_mb", c.dist.bucket_mb);

@@ -2,8 +2,11 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <chrono>
+
 #ifdef SCALEVEC_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -102,6 +105,53 @@ bool cuda_available() {
 #else
   return false;
 #endif
+}
+
+int cuda_device_count() {
+#ifdef SCALEVEC_WITH_CUDA
+  return at::cuda::is_available() ? static_cast<int>(at::cuda::device_count()) : 0;
+#else
+  return 0;
+#endif
+}
+
+std::string cuda_device_name() {
+#ifdef SCALEVEC_WITH_CUDA
+  if (at::cuda::is_available()) return at::cuda::getCurrentDeviceProperties()->name;
+#endif
+  return "cpu";
+}
+
+struct DeviceTimer::Impl {
+  bool cuda = false;
+  std::chrono::steady_clock::time_point t0;
+#ifdef SCALEVEC_WITH_CUDA
+  at::cuda::CUDAEvent begin{cudaEventDefault}, end{cudaEventDefault};
+#endif
+};
+
+DeviceTimer::DeviceTimer(const at::Device& device) : impl_(new Impl) { impl_->cuda = device.is_cuda(); }
+DeviceTimer::~DeviceTimer() { delete impl_; }
+
+void DeviceTimer::start() {
+#ifdef SCALEVEC_WITH_CUDA
+  if (impl_->cuda) {
+    impl_->begin.record();
+    return;
+  }
+#endif
+  impl_->t0 = std::chrono::steady_clock::now();
+}
+
+double DeviceTimer::stop_ms() {
+#ifdef SCALEVEC_WITH_CUDA
+  if (impl_->cuda) {
+    impl_->end.record();
+    impl_->end.synchronize();
+    return impl_->begin.elapsed_time(impl_->end);
+  }
+#endif
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - impl_->t0).count();
 }
 
 void cuda_synchronize() {

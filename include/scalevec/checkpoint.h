@@ -1,0 +1,47 @@
+// Checkpoints: model tensors, optimizer state, trainer counters, RNG state and the resolved config
+// in one file, written atomically (temp file + fsync + rename) and pruned to the newest N.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "scalevec/config.h"
+#include "scalevec/model.h"
+#include "scalevec/optim.h"
+
+namespace scalevec {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Everything besides model and optimizer that a bit-exact resume needs. The data loader is a
+// pure function of (seed, step), so `step` is its position.
+struct TrainState {
+  int64_t step = 0;       // optimizer steps completed
+  int64_t tokens = 0;     // tokens consumed, all ranks
+  int64_t nan_skips = 0;  // steps skipped for a non-finite loss or gradient
+};
+
+std::string checkpoint_path(const std::string& out_dir, int64_t step);
+// Checkpoint files in out_dir, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& out_dir);
+
+void save_checkpoint(const std::string& path, TransformerImpl& model, const Optimizer& optimizer,
+                     const TrainState& state, const Config& config);
+
+struct LoadedCheckpoint {
+  TrainState state;
+  std::string config_yaml;
+};
+// Loads into an already built model/optimizer; every tensor's shape is checked by name.
+// `optimizer` may be null (evaluation).
+LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model, Optimizer* optimizer);
+
+// Deletes all but the newest keep_last checkpoints (never the one just written).
+void prune_checkpoints(const std::string& out_dir, int64_t keep_last);
+
+}  // namespace scalevec

@@ -1,0 +1,92 @@
+// The training loop: data-parallel steps with accumulation, clipping, schedules, NaN policy,
+// periodic evaluation, metrics, atomic checkpoints, exact resume and clean stop on signals.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scalevec/checkpoint.h"
+#include "scalevec/config.h"
+#include "scalevec/data.h"
+#include "scalevec/dist.h"
+#include "scalevec/model.h"
+#include "scalevec/metrics.h"
+#include "scalevec/optim.h"
+
+namespace scalevec {
+
+// Forward + backward over micro-batches, each loss scaled by 1/count so the gradients equal one
+// pass over their union. Only the last micro-batch triggers gradient communication.
+// Returns the mean cross-entropy (detached, on the model's device).
+at::Tensor accumulate_gradients(TransformerImpl& model, const std::vector<Batch>& micro_batches,
+                                GradSynchronizer* sync, bool bf16_autocast);
+
+// Mean, std, min, max of the scale vectors at each norm position ("scale.pre_attn.mean", ...).
+std::map<std::string, double> scale_statistics(TransformerImpl& model);
+std::vector<std::string> scale_statistic_columns(TransformerImpl& model);
+
+struct TrainerOptions {
+  bool resume = false;             // continue from the newest checkpoint in train.out_dir
+  std::string resume_from;         // or from this checkpoint file
+  int64_t stop_after = -1;         // stop (with a checkpoint) after this many steps in this run
+  bool synthetic_data = false;     // random tokens instead of shards (benchmarks)
+  bool write_outputs = true;       // metrics, logs, checkpoints, resolved config
+};
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  double last_train_loss = 0;
+  std::optional<double> last_val_loss;
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving
+};
+
+struct StepTiming {
+  double ms = 0;
+  double loss = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(Config config, TrainerOptions options);
+  ~Trainer();
+  TrainResult run();
+  double evaluate();
+  // One optimizer step on batch source step `step` (used by run() and the benchmark).
+  double train_step(int64_t step);
+
+  TransformerImpl& model() { return *model_; }
+  const Config& config() const { return cfg_; }
+  const at::Device& device() const { return device_; }
+  int rank() const { return env_.rank; }
+  double flops_per_token() const;
+
+ private:
+  Batch micro_batch(int64_t step, int64_t micro) const;
+  void save(const TrainState& state);
+  bool stop_requested() const;
+
+  Config cfg_;
+  TrainerOptions opts_;
+  DistEnv env_;
+  at::Device device_;
+  std::unique_ptr<Communicator> comm_;
+  Transformer model_{nullptr};
+  std::vector<NamedParam> params_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<GradSynchronizer> sync_;
+  std::unique_ptr<TokenWindowLoader> train_data_, val_data_;
+  TrainState state_;
+  double last_grad_norm_ = 0;
+};
+
+// Installs SIGINT/SIGTERM handlers that ask the running trainer to save and stop.
+void install_stop_signal_handlers();
+bool stop_signal_received();
+
+}  // namespace scalevec

@@ -1,0 +1,103 @@
+// train, eval, bench and prepare-data subcommands.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "commands.h"
+#include "scalevec/compat.h"
+#include "scalevec/data.h"
+#include "scalevec/dist.h"
+#include "scalevec/log.h"
+#include "scalevec/trainer.h"
+
+namespace scalevec::cli {
+
+namespace {
+void init_rank_logging(const Args& args) {
+  log::init(dist_env_from_environment().rank, "", args.has("verbose"));
+}
+}  // namespace
+
+int cmd_train(const Args& args) {
+  init_rank_logging(args);
+  TrainerOptions opts;
+  opts.resume = args.has("resume");
+  opts.resume_from = args.get("resume-from");
+  if (args.has("stop-after")) opts.stop_after = std::stoll(args.get("stop-after"));
+  install_stop_signal_handlers();
+  Trainer trainer(args.load(), opts);
+  const TrainResult r = trainer.run();
+  std::ostringstream os;
+  os << "done: " << r.steps_done << " steps, train loss " << r.last_train_loss;
+  if (r.last_val_loss) os << ", val loss " << *r.last_val_loss;
+  if (r.interrupted) os << " (interrupted; resume with --resume)";
+  log::info(os.str());
+  return 0;
+}
+
+int cmd_eval(const Args& args) {
+  init_rank_logging(args);
+  TrainerOptions opts;
+  opts.write_outputs = false;
+  opts.resume_from = args.get("checkpoint");
+  if (opts.resume_from.empty()) opts.resume = true;  // newest checkpoint in train.out_dir
+  Trainer trainer(args.load(), opts);
+  const double loss = trainer.evaluate();
+  std::cout << "val_loss " << loss << " ppl " << std::exp(loss) << "\n";
+  return 0;
+}
+
+int cmd_prepare_data(const Args& args) {
+  prepare_data(args.load());
+  return 0;
+}
+
+int cmd_bench(const Args& args) {
+  init_rank_logging(args);
+  TrainerOptions opts;
+  opts.synthetic_data = true;  // measures the step, not the disk
+  opts.write_outputs = false;
+  const Config cfg = args.load();
+  Trainer trainer(cfg, opts);
+  const auto& t = cfg.train;
+  const int64_t tokens = t.batch_size * t.seq_len * t.grad_accum;
+  for (int64_t s = 0; s < cfg.bench.warmup_steps; ++s) trainer.train_step(s);
+  compat::cuda_synchronize();
+  compat::cuda_reset_peak_memory();
+  std::vector<double> ms;
+  compat::DeviceTimer timer(trainer.device());
+  for (int64_t s = 0; s < cfg.bench.steps; ++s) {
+    timer.start();
+    trainer.train_step(cfg.bench.warmup_steps + s);
+    ms.push_back(timer.stop_ms());
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  const double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
+  const double tok_s = tokens / (median / 1e3);
+  const double tflops = tok_s * trainer.flops_per_token() / 1e12;
+  const double mfu = tflops / t.peak_tflops;
+  const double peak_gib = compat::cuda_peak_memory_bytes() / double(1 << 30);
+  std::ostringstream json;
+  json << "{\"config\": \"" << args.config_path << "\", \"device\": \"" << compat::cuda_device_name()
+       << "\", \"params\": " << trainer.model().num_params() << ", \"tokens_per_step\": " << tokens
+       << ", \"ms_per_step_median\": " << median << ", \"ms_per_step_mean\": " << mean
+       << ", \"ms_per_step_min\": " << sorted.front() << ", \"ms_per_step_max\": " << sorted.back()
+       << ", \"tokens_per_s\": " << tok_s << ", \"tflops\": " << tflops << ", \"mfu\": " << mfu
+       << ", \"peak_memory_gib\": " << peak_gib << ", \"steps\": " << ms.size() << "}";
+  std::cout << "bench " << args.config_path << " on " << compat::cuda_device_name() << ": "
+            << median << " ms/step (median of " << ms.size() << "), " << tok_s / 1e3 << "k tokens/s, "
+            << tflops << " TFLOP/s, MFU " << mfu * 100 << "%, peak memory " << peak_gib << " GiB\n";
+  std::cout << json.str() << "\n";
+  if (args.has("json")) {
+    std::ofstream f(args.get("json"));
+    f << json.str() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace scalevec::cli

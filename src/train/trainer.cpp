@@ -1,0 +1,235 @@
+#include "scalevec/trainer.h"
+
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "scalevec/compat.h"
+#include "scalevec/config_io.h"
+#include "scalevec/log.h"
+#include "scalevec/schedule.h"
+
+namespace scalevec {
+namespace fs = std::filesystem;
+
+namespace {
+
+at::Device pick_device(const std::string& wanted, int local_rank) {
+  if (wanted == "cpu") return at::Device(at::kCPU);
+  const bool cuda = compat::cuda_available();
+  if (wanted == "auto") return cuda ? at::Device(at::kCUDA, local_rank % std::max(1, compat::cuda_device_count())) : at::Device(at::kCPU);
+  if (!cuda) throw std::runtime_error("train.device=" + wanted + " but no CUDA device is available in this build/machine");
+  if (wanted == "cuda") return at::Device(at::kCUDA, local_rank);
+  return at::Device(wanted);
+}
+
+std::string human(double v) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(1);
+  if (v >= 1e6) os << v / 1e6 << "M";
+  else if (v >= 1e3) os << v / 1e3 << "k";
+  else os << v;
+  return os.str();
+}
+
+}  // namespace
+
+Trainer::Trainer(Config config, TrainerOptions options)
+    : cfg_(std::move(config)), opts_(std::move(options)), env_(dist_env_from_environment()),
+      device_(pick_device(cfg_.train.device, env_.local_rank)) {
+  if (cfg_.train.threads > 0) at::set_num_threads(static_cast<int>(cfg_.train.threads));
+  if (opts_.write_outputs && env_.rank == 0) {
+    fs::create_directories(cfg_.train.out_dir);
+    log::add_file_sink((fs::path(cfg_.train.out_dir) / "train.log").string());
+  }
+  comm_ = Communicator::create(env_, cfg_.dist.backend, device_, std::chrono::seconds(cfg_.dist.timeout_s));
+
+  model_ = Transformer(cfg_.model, cfg_.train.seed);
+  model_->to(device_);
+  params_ = model_->named_params();
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : params_) tensors.push_back(p.tensor);
+  if (env_.world_size > 1) {
+    broadcast_parameters(*comm_, tensors);
+    sync_ = std::make_unique<GradSynchronizer>(*comm_, tensors, cfg_.dist.bucket_mb);
+  }
+  optimizer_ = make_optimizer(cfg_.optim, params_);
+
+  if (!opts_.synthetic_data) {
+    train_data_ = std::make_unique<TokenWindowLoader>(cfg_.data.train_shard, cfg_.train.seq_len,
+                                                      cfg_.train.batch_size, cfg_.train.seed,
+                                                      env_.rank, env_.world_size);
+    val_data_ = std::make_unique<TokenWindowLoader>(cfg_.data.val_shard, cfg_.train.seq_len,
+                                                    cfg_.train.batch_size, cfg_.train.seed,
+                                                    env_.rank, env_.world_size);
+    const auto vocab = static_cast<int64_t>(train_data_->shard().vocab_size());
+    if (vocab > cfg_.model.vocab_size)
+      throw std::runtime_error("shard " + cfg_.data.train_shard + " has vocab size " + std::to_string(vocab) +
+                               " but model.vocab_size is " + std::to_string(cfg_.model.vocab_size));
+  }
+
+  std::string resume_path = opts_.resume_from;
+  if (resume_path.empty() && opts_.resume) {
+    const auto found = list_checkpoints(cfg_.train.out_dir);
+    if (found.empty()) log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
+    else resume_path = found.back();
+  }
+  if (!resume_path.empty()) {
+    const auto loaded = load_checkpoint(resume_path, *model_, optimizer_.get());
+    state_ = loaded.state;
+    const Config saved = load_config_string(loaded.config_yaml, {}, resume_path + ":config");
+    if (config_to_yaml(Config{saved.model}) != config_to_yaml(Config{cfg_.model}))
+      throw CheckpointError("checkpoint " + resume_path + " was written with a different model config; "
+                            "resume with the config stored in it (see inspect-config)");
+    log::info(log::cat("resumed from ", resume_path, " at step ", state_.step));
+  }
+  if (opts_.write_outputs && env_.rank == 0)
+    save_config(cfg_, (fs::path(cfg_.train.out_dir) / "config.resolved.yaml").string());
+  log::info(log::cat("device ", device_.str(), ", world size ", env_.world_size, ", params ",
+                     model_->num_params(), ", FLOPs/token ", flops_per_token()));
+  log::info("optimizer groups:\n" + format_summary(optimizer_->summary()));
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::flops_per_token() const { return model_->flops_per_token(cfg_.train.seq_len); }
+
+Batch Trainer::micro_batch(int64_t step, int64_t micro) const {
+  Batch b;
+  if (opts_.synthetic_data) {
+    auto gen = compat::make_generator(cfg_.train.seed + 7919 * static_cast<uint64_t>(step * 64 + micro), at::Device(at::kCPU));
+    const at::Tensor t = at::randint(cfg_.model.vocab_size, {cfg_.train.batch_size, cfg_.train.seq_len + 1}, gen, at::kLong);
+    b = {t.slice(1, 0, -1), t.slice(1, 1)};
+  } else {
+    b = train_data_->batch_at(step, micro);
+  }
+  const bool pin = device_.is_cuda();
+  return {b.inputs.to(device_, /*non_blocking=*/pin), b.targets.to(device_, pin)};
+}
+
+bool Trainer::stop_requested() const { return stop_signal_received(); }
+
+double Trainer::train_step(int64_t step) {
+  std::vector<Batch> micro;
+  for (int64_t m = 0; m < cfg_.train.grad_accum; ++m) micro.push_back(micro_batch(step, m));
+  optimizer_->zero_grad();
+  const bool bf16 = cfg_.train.precision == Precision::Bf16 && device_.is_cuda();
+  at::Tensor ce = accumulate_gradients(*model_, micro, sync_.get(), bf16);
+  if (sync_) sync_->finish();
+  const at::Tensor gnorm = clip_grad_norm(params_, cfg_.optim.grad_clip);
+  // One host sync per step: the NaN policy must decide before the update.
+  const at::Tensor both = at::stack({ce.to(at::kDouble), gnorm.to(at::kDouble)}).cpu();
+  double loss = both[0].item<double>();
+  const double gn = both[1].item<double>();
+  if (env_.world_size > 1) loss = comm_->allreduce_mean(loss);
+  if (!std::isfinite(loss) || !std::isfinite(gn)) {
+    ++state_.nan_skips;
+    optimizer_->zero_grad();
+    const std::string what = log::cat("step ", step, ": non-finite loss ", loss, " / grad norm ", gn);
+    if (cfg_.train.nan_policy == NanPolicy::Stop)
+      throw std::runtime_error(what + " (train.nan_policy=stop; last checkpoint kept)");
+    if (state_.nan_skips > cfg_.train.max_nan_skips)
+      throw std::runtime_error(what + ": more than train.max_nan_skips=" + std::to_string(cfg_.train.max_nan_skips) +
+                               " skipped steps; stopping (last checkpoint kept)");
+    log::warn(what + ", update skipped");
+    last_grad_norm_ = gn;
+    return loss;
+  }
+  optimizer_->step(lr_scale(cfg_.schedule, step, cfg_.train.steps));
+  last_grad_norm_ = gn;
+  return loss;
+}
+
+double Trainer::evaluate() {
+  if (!val_data_) return NAN;
+  at::NoGradGuard no_grad;
+  const bool bf16 = cfg_.train.precision == Precision::Bf16 && device_.is_cuda();
+  const int64_t n = std::min<int64_t>(cfg_.train.eval_batches, val_data_->eval_batches_available());
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const Batch b = val_data_->eval_batch(i);
+    compat::CudaAutocastGuard autocast(bf16);
+    sum += model_->loss(b.inputs.to(device_), b.targets.to(device_)).ce.item<double>();
+  }
+  const double local = sum / std::max<int64_t>(n, 1);
+  return env_.world_size > 1 ? comm_->allreduce_mean(local) : local;
+}
+
+void Trainer::save(const TrainState& state) {
+  if (!opts_.write_outputs) return;
+  if (env_.rank == 0) {
+    const std::string path = checkpoint_path(cfg_.train.out_dir, state.step);
+    save_checkpoint(path, *model_, *optimizer_, state, cfg_);
+    prune_checkpoints(cfg_.train.out_dir, cfg_.train.keep_last);
+    log::info("saved " + path);
+  }
+  if (env_.world_size > 1) comm_->barrier();  // nobody runs ahead of a checkpoint being written
+}
+
+TrainResult Trainer::run() {
+  TrainResult result;
+  const auto& t = cfg_.train;
+  std::unique_ptr<MetricsWriter> metrics;
+  if (opts_.write_outputs && env_.rank == 0)
+    metrics = std::make_unique<MetricsWriter>(t.out_dir, scale_statistic_columns(*model_),
+                                              state_.step > 0 ? std::optional<int64_t>(state_.step) : std::nullopt);
+  const int64_t tokens_per_step = t.batch_size * t.seq_len * t.grad_accum * env_.world_size;
+  const double peak = t.peak_tflops * 1e12;
+  const int64_t first = state_.step;
+  auto window_start = std::chrono::steady_clock::now();
+  int64_t window_tokens = 0;
+  double tokens_per_s = 0;
+  for (int64_t step = first; step < t.steps; ++step) {
+    const double loss = train_step(step);
+    state_.step = step + 1;
+    state_.tokens += tokens_per_step;
+    window_tokens += tokens_per_step;
+    result.last_train_loss = loss;
+    const bool last = state_.step == t.steps;
+    StepMetrics m;
+    m.step = state_.step;
+    m.tokens = state_.tokens;
+    m.lr = cfg_.optim.lr * lr_scale(cfg_.schedule, step, t.steps);
+    m.train_loss = loss;
+    m.grad_norm = last_grad_norm_;
+    if ((t.eval_every > 0 && state_.step % t.eval_every == 0) || last) {
+      m.val_loss = evaluate();
+      result.last_val_loss = m.val_loss;
+    }
+    const bool log_now = state_.step % t.log_every == 0 || last || m.val_loss;
+    if (log_now) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      tokens_per_s = window_tokens / std::max(secs, 1e-9);
+      window_start = std::chrono::steady_clock::now();
+      window_tokens = 0;
+      m.extra = scale_statistics(*model_);
+    }
+    m.tokens_per_s = tokens_per_s;
+    if (device_.is_cuda()) m.mfu = tokens_per_s * flops_per_token() / (peak * env_.world_size);
+    if (metrics) metrics->write(m);
+    if (log_now) {
+      std::ostringstream line;
+      line << "step " << state_.step << "/" << t.steps << " | loss " << std::fixed << std::setprecision(4) << loss;
+      if (m.val_loss) line << " | val " << *m.val_loss;
+      line << std::setprecision(2) << std::scientific << " | lr " << m.lr << std::fixed << " | gnorm "
+           << std::setprecision(3) << m.grad_norm << " | " << human(tokens_per_s) << " tok/s";
+      if (m.mfu) line << " | mfu " << std::setprecision(1) << *m.mfu * 100 << "%";
+      log::info(line.str());
+    }
+    const bool stop_now = stop_requested();
+    const bool planned_stop = opts_.stop_after >= 0 && state_.step - first >= opts_.stop_after;
+    if ((t.ckpt_every > 0 && state_.step % t.ckpt_every == 0) || last || stop_now || planned_stop)
+      save(state_);
+    if (stop_now || planned_stop) {
+      result.interrupted = stop_now;
+      if (stop_now) log::warn(log::cat("stop signal: saved step ", state_.step, ", exiting"));
+      break;
+    }
+  }
+  result.steps_done = state_.step;
+  log::flush();
+  return result;
+}
+
+}  // namespace scalevec

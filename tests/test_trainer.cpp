@@ -1,0 +1,211 @@
+// Trainer: bit-exact resume, accumulation equivalence, checkpoint errors, NaN policy, metrics.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "scalevec/config_io.h"
+#include "scalevec/shard_format.h"
+#include "scalevec/trainer.h"
+
+using namespace scalevec;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh directory with random-token train/val shards (vocab 97) and a tiny config over them.
+struct Fixture {
+  fs::path dir;
+  Config cfg;
+  explicit Fixture(const std::string& name) {
+    dir = fs::temp_directory_path() / ("scalevec_trainer_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::mt19937 rng(5);
+    std::vector<uint32_t> train(20000), val(3000);
+    // A learnable pattern: each token mostly follows its predecessor + 1.
+    uint32_t t = 0;
+    for (auto& x : train) x = t = (rng() % 4 == 0) ? rng() % 97 : (t + 1) % 97;
+    for (auto& x : val) x = t = (rng() % 4 == 0) ? rng() % 97 : (t + 1) % 97;
+    write_shard((dir / "train.bin").string(), train, 97);
+    write_shard((dir / "val.bin").string(), val, 97);
+    cfg.model.vocab_size = 97;
+    cfg.model.d_model = 32;
+    cfg.model.n_layers = 2;
+    cfg.model.n_heads = 2;
+    cfg.model.max_seq_len = 32;
+    cfg.model.norm.pre_attn.variant = NormVariant::Unified;
+    cfg.train.seq_len = 16;
+    cfg.train.batch_size = 4;
+    cfg.train.steps = 8;
+    cfg.train.ckpt_every = 4;
+    cfg.train.eval_every = 4;
+    cfg.train.eval_batches = 2;
+    cfg.train.log_every = 1;
+    cfg.train.threads = 1;
+    cfg.train.device = "cpu";
+    cfg.schedule.warmup_steps = 2;
+    cfg.data.train_shard = (dir / "train.bin").string();
+    cfg.data.val_shard = (dir / "val.bin").string();
+    cfg.train.out_dir = (dir / "run").string();
+  }
+  ~Fixture() { fs::remove_all(dir); }
+};
+
+std::vector<std::string> column(const std::string& csv, size_t col) {
+  std::ifstream in(csv);
+  std::vector<std::string> out;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    for (size_t i = 0; i <= col; ++i) std::getline(ss, cell, ',');
+    out.push_back(cell);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeIsBitIdenticalToAnUninterruptedRun) {
+  for (OptimizerKind opt : {OptimizerKind::AdamW, OptimizerKind::Muon}) {
+    Fixture f(std::string("resume_") + to_string(opt));
+    f.cfg.optim.name = opt;
+    f.cfg.train.grad_accum = 2;
+    Config full = f.cfg;
+    full.train.out_dir = (f.dir / "full").string();
+    Trainer a(full, {});
+    a.run();
+
+    TrainerOptions first;
+    first.stop_after = 5;  // "crash" after step 5, one step past the step-4 checkpoint
+    Trainer(f.cfg, first).run();
+    // Simulate losing everything after the step-4 checkpoint.
+    fs::remove(checkpoint_path(f.cfg.train.out_dir, 5));
+    TrainerOptions resume;
+    resume.resume = true;
+    Trainer b(f.cfg, resume);
+    b.run();
+
+    const auto la = column(full.train.out_dir + "/metrics.csv", 3);
+    const auto lb = column(f.cfg.train.out_dir + "/metrics.csv", 3);
+    ASSERT_EQ(la.size(), 8u);
+    ASSERT_EQ(lb, la) << "losses after resume differ (" << to_string(opt) << ")";
+    auto pa = a.model().parameters(), pb = b.model().parameters();
+    for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pb[i])) << i;
+  }
+}
+
+TEST(Trainer, AccumulationTwoHalvesEqualsOneFullBatch) {
+  ModelConfig mc;
+  mc.vocab_size = 50;
+  mc.d_model = 16;
+  mc.n_layers = 1;
+  mc.n_heads = 2;
+  mc.max_seq_len = 8;
+  mc.norm.pre_ffn.variant = NormVariant::Unified;
+  Transformer full(mc, 3), halves(mc, 3);
+  full->to(at::kDouble);
+  halves->to(at::kDouble);
+  auto gen = at::detail::createCPUGenerator(1);
+  auto tokens = at::randint(50, {4, 9}, gen, at::kLong);
+  Batch all{tokens.slice(1, 0, 8), tokens.slice(1, 1)};
+  Batch h0{all.inputs.slice(0, 0, 2), all.targets.slice(0, 0, 2)};
+  Batch h1{all.inputs.slice(0, 2, 4), all.targets.slice(0, 2, 4)};
+  const double l_full = accumulate_gradients(*full, {all}, nullptr, false).item<double>();
+  const double l_half = accumulate_gradients(*halves, {h0, h1}, nullptr, false).item<double>();
+  EXPECT_NEAR(l_full, l_half, 1e-12);
+  auto pf = full->parameters(), ph = halves->parameters();
+  for (size_t i = 0; i < pf.size(); ++i)
+    EXPECT_LT((pf[i].grad() - ph[i].grad()).abs().max().item<double>(), 1e-12) << i;
+}
+
+TEST(Trainer, LossFallsOnALearnablePattern) {
+  Fixture f("falls");
+  f.cfg.train.steps = 200;
+  f.cfg.train.eval_every = 200;
+  f.cfg.optim.lr = 1e-2;
+  f.cfg.train.ckpt_every = 0;
+  Trainer t(f.cfg, {});
+  const auto r = t.run();
+  ASSERT_TRUE(r.last_val_loss.has_value());
+  EXPECT_LT(*r.last_val_loss, std::log(97.0) - 1.0);  // far below a uniform guess
+  EXPECT_TRUE(fs::exists(f.cfg.train.out_dir + "/config.resolved.yaml"));
+  EXPECT_TRUE(fs::exists(f.cfg.train.out_dir + "/metrics.jsonl"));
+  const auto header = [&] {
+    std::ifstream in(f.cfg.train.out_dir + "/metrics.csv");
+    std::string h;
+    std::getline(in, h);
+    return h;
+  }();
+  EXPECT_NE(header.find("scale.pre_attn.mean"), std::string::npos) << header;
+}
+
+TEST(Trainer, CorruptOrMismatchedCheckpointGivesAClearError) {
+  Fixture f("corrupt");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string ckpt = checkpoint_path(f.cfg.train.out_dir, 4);
+  ASSERT_TRUE(fs::exists(ckpt));
+  // A different model config must be refused by name.
+  Config other = f.cfg;
+  other.model.d_model = 48;
+  TrainerOptions resume;
+  resume.resume = true;
+  try {
+    Trainer t(other, resume);
+    FAIL() << "expected a checkpoint error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("shape"), std::string::npos) << e.what();
+  }
+  // Truncate a copy: the original stays untouched.
+  const std::string bad = (f.dir / "bad.pt").string();
+  fs::copy_file(ckpt, bad);
+  fs::resize_file(bad, fs::file_size(bad) / 2);
+  TrainerOptions from_bad;
+  from_bad.resume_from = bad;
+  try {
+    Trainer t(f.cfg, from_bad);
+    FAIL() << "expected a checkpoint error";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(ckpt));
+}
+
+TEST(Trainer, KeepsOnlyTheLastNCheckpoints) {
+  Fixture f("keep");
+  f.cfg.train.steps = 8;
+  f.cfg.train.ckpt_every = 2;
+  f.cfg.train.keep_last = 2;
+  Trainer(f.cfg, {}).run();
+  const auto left = list_checkpoints(f.cfg.train.out_dir);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0], checkpoint_path(f.cfg.train.out_dir, 6));
+  EXPECT_EQ(left[1], checkpoint_path(f.cfg.train.out_dir, 8));
+}
+
+TEST(Trainer, NonFiniteLossFollowsThePolicy) {
+  Fixture f("nan");
+  f.cfg.train.steps = 3;
+  f.cfg.train.ckpt_every = 0;
+  f.cfg.optim.lr = 1e30;  // blows the weights up after the first update
+  f.cfg.optim.grad_clip = 0;
+  f.cfg.train.nan_policy = NanPolicy::Stop;
+  Trainer t(f.cfg, {});
+  try {
+    t.run();
+    FAIL() << "expected the run to stop on a non-finite loss";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(list_checkpoints(f.cfg.train.out_dir).empty());  // no corrupt checkpoint written
+  f.cfg.train.nan_policy = NanPolicy::Skip;
+  f.cfg.train.max_nan_skips = 100;
+  Trainer skip(f.cfg, {});
+  skip.run();  // skips, never throws, and the final checkpoint holds the last finite weights
+  for (const auto& p : skip.model().parameters()) EXPECT_TRUE(at::isfinite(p).all().item<bool>());
+}
