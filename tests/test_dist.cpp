@@ -23,6 +23,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <torch/torch.h>
 
 #include "scalevec/compat.h"
@@ -41,18 +43,7 @@ constexpr const char* kOutVar = "SCALEVEC_DIST_TEST_OUT";
 
 // ---------------------------------------------------------------- helpers (parent side)
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;  // the kernel picks a free port; small race until the child binds it
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using scalevec::testing::free_port;
 
 std::map<std::string, std::string> read_result(const fs::path& path) {
   std::map<std::string, std::string> out;

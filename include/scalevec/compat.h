@@ -47,6 +47,10 @@ void foreach_mul_tensor_(std::vector<at::Tensor>& tensors, const at::Tensor& sca
 // A fixed-seed generator on a device, independent of the global one.
 at::Generator make_generator(uint64_t seed, const at::Device& device);
 
+// Sets LibTorch's intra-op threads and, when LibTorch's BLAS is OpenBLAS (Debian), OpenBLAS's
+// own pool too: it ignores at::set_num_threads and oversubscribes the cores otherwise.
+void set_cpu_threads(int threads);
+
 // Bytes of the current CUDA peak allocation (0 on CPU builds).
 int64_t cuda_peak_memory_bytes();
 void cuda_reset_peak_memory();

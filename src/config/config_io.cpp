@@ -260,29 +260,31 @@ class Reader {
 class Writer {
  public:
   static constexpr bool kReading = false;
-  YAML::Node root;
+  YAML::Node root{YAML::NodeType::Map};  // a Null root would not keep the children added below
 
   template <typename T>
   void operator()(const std::string& key, const T& field) {
-    YAML::Node node = leaf(key);
+    YAML::Node value;
     if constexpr (std::is_same_v<T, std::vector<std::string>>) {
-      node.SetStyle(YAML::EmitterStyle::Flow);
-      for (const auto& s : field) node.push_back(s);
+      value = YAML::Node(YAML::NodeType::Sequence);
+      value.SetStyle(YAML::EmitterStyle::Flow);
+      for (const auto& s : field) value.push_back(s);
     } else if constexpr (std::is_enum_v<T>) {
-      node = std::string(to_string(field));
+      value = std::string(to_string(field));
     } else {
-      node = field;
+      value = field;
     }
-  }
-
- private:
-  YAML::Node leaf(const std::string& key) {
     std::vector<std::string> parts;
     std::stringstream ss(key);
     for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
-    std::vector<YAML::Node> chain{root};
-    for (size_t i = 0; i + 1 < parts.size(); ++i) chain.push_back(chain.back()[parts[i]]);
-    return chain.back()[parts.back()];
+    // reset() re-points `cur` at the child; plain assignment would overwrite the parent's value.
+    YAML::Node cur = root;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (!cur[parts[i]]) cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      YAML::Node child = cur[parts[i]];
+      cur.reset(child);
+    }
+    cur[parts.back()] = value;
   }
 };
 

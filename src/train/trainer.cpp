@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 
 #include "scalevec/compat.h"
 #include "scalevec/config_io.h"
@@ -38,7 +39,13 @@ std::string human(double v) {
 Trainer::Trainer(Config config, TrainerOptions options)
     : cfg_(std::move(config)), opts_(std::move(options)), env_(dist_env_from_environment()),
       device_(pick_device(cfg_.train.device, env_.local_rank)) {
-  if (cfg_.train.threads > 0) at::set_num_threads(static_cast<int>(cfg_.train.threads));
+  if (cfg_.train.threads > 0) {
+    compat::set_cpu_threads(static_cast<int>(cfg_.train.threads));
+  } else if (device_.is_cpu() && env_.world_size > 1) {
+    // Ranks on one machine share its cores; oversubscribed BLAS pools spin instead of working.
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    compat::set_cpu_threads(std::max(1, cores / env_.world_size));
+  }
   if (opts_.write_outputs && env_.rank == 0) {
     fs::create_directories(cfg_.train.out_dir);
     log::add_file_sink((fs::path(cfg_.train.out_dir) / "train.log").string());

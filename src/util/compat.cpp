@@ -2,6 +2,8 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 
 #ifdef SCALEVEC_WITH_CUDA
@@ -106,6 +108,12 @@ bool cuda_available() {
 #else
   return false;
 #endif
+}
+
+void set_cpu_threads(int threads) {
+  at::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 
 int cuda_device_count() {
