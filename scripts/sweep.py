@@ -345,7 +345,7 @@ def summarize(sweep, runs):
     fields = ["point", "seed", "final_val_loss", "min_val_loss", "final_train_loss", "steps", "tokens",
               "finished"]
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for row in rows:
             w.writerow({k: ("" if row[k] is None else row[k]) for k in fields})
