@@ -38,6 +38,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -447,6 +448,7 @@ def main(argv=None):
         if r["action"] == "skip":
             print(f"skip   {r['point']}/seed{r['seed']}: finished ({r['steps']} steps)")
     if a.dry_run:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `sweep.py --dry-run | head` ends quietly
         for r in runs:
             if r["action"] != "skip":
                 print("$ " + shlex.join(r["cmd"]))

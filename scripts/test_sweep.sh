@@ -92,7 +92,8 @@ pass "rerun skips the 2 finished runs"
 
 # 4. More steps: the runs continue from their checkpoints with --resume.
 write_sweep "$tmp/micro6.yaml" 6
-sweep "$tmp/micro6.yaml" --dry-run | grep -q -- "--resume$" || fail "--dry-run with more steps: no --resume"
+sweep "$tmp/micro6.yaml" --dry-run > "$tmp/dry6.txt"
+grep -q -- "--resume$" "$tmp/dry6.txt" || fail "--dry-run with more steps: no --resume"
 sweep "$tmp/micro6.yaml" > "$tmp/run3.txt" 2>&1 || { cat "$tmp/run3.txt"; fail "resumed sweep failed"; }
 grep -q "0 to run, 2 to resume, 0 skipped" "$tmp/run3.txt" || { cat "$tmp/run3.txt"; fail "no resume planned"; }
 grep -q "resumed from" "$tmp/out/standard/seed1/stdout.log" || fail "stdout.log does not show a resume"
