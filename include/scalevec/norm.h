@@ -22,7 +22,10 @@
 namespace scalevec {
 
 // n(x) = x / sqrt(mean(x^2) + eps) over the last dim; accumulates in float32 for low precision.
+// CUDA float32/bfloat16 inputs take the fused kernels (scalevec/rms_norm_cuda.h).
 at::Tensor rms_normalize(const at::Tensor& x, double eps);
+// The unfused ATen form of the same function (any device/dtype; higher-order differentiable).
+at::Tensor rms_normalize_reference(const at::Tensor& x, double eps);
 
 // A learnable scale vector of shape [copies?, dim]: plain gamma, or magnitude-direction
 // gamma = m * sqrt(d_g) * v / ||v||_g over `groups` equal slices of the last dim.

@@ -1,13 +1,20 @@
 #include "scalevec/norm.h"
+#include "scalevec/rms_norm_cuda.h"
 #include "scalevec/tensor_util.h"
 
 namespace scalevec {
 
-at::Tensor rms_normalize(const at::Tensor& x, double eps) {
+at::Tensor rms_normalize_reference(const at::Tensor& x, double eps) {
   // Low-precision inputs accumulate the mean square in float32.
   const at::Tensor xf = at_least_float32(x);
   const at::Tensor inv = at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return (xf * inv).to(x.scalar_type());
+}
+
+at::Tensor rms_normalize(const at::Tensor& x, double eps) {
+  // CUDA float32/bfloat16: the fused kernels (forward and backward); else the ATen reference.
+  if (fused_rms_norm_available(x)) return fused_rms_normalize(x, eps);
+  return rms_normalize_reference(x, eps);
 }
 
 NormRole role_of(NormPosition position) {
