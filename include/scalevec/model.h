@@ -68,4 +68,9 @@ class TransformerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Transformer);
 
+// Parameters of Transformer(cfg) from the config alone: sizes the 2B configs without allocating.
+int64_t count_params(const ModelConfig& cfg);
+// The scale-vector part of count_params (every norm's scale_numel()).
+int64_t count_scale_params(const ModelConfig& cfg);
+
 }  // namespace scalevec

@@ -99,4 +99,8 @@ TORCH_MODULE(ScaleNorm);
 
 NormRole role_of(NormPosition position);
 
+// scale_numel() of ScaleNorm(position, opts, dim, branches, heads) without building it.
+int64_t scale_numel_of(NormPosition position, const NormOptions& opts, int64_t dim,
+                       const std::vector<NormBranch>& branches, int64_t heads = 1);
+
 }  // namespace scalevec
