@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "scalevec/config_io.h"
 #include "scalevec/model.h"
 
@@ -23,10 +25,13 @@ namespace {
 
 const fs::path kConfigs = fs::path(SCALEVEC_SOURCE_DIR) / "configs";
 
+// Training configs: every YAML under configs/ except the sweep definitions in configs/sweeps/.
 std::vector<fs::path> all_configs() {
   std::vector<fs::path> out;
   for (const auto& e : fs::recursive_directory_iterator(kConfigs))
-    if (e.is_regular_file() && e.path().extension() == ".yaml") out.push_back(e.path());
+    if (e.is_regular_file() && e.path().extension() == ".yaml" &&
+        e.path().parent_path().filename() != "sweeps")
+      out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -59,7 +64,7 @@ std::string line_of(const std::string& out, const std::string& name) {
 
 TEST(Configs, EveryConfigLoadsAndValidates) {
   const auto files = all_configs();
-  ASSERT_GE(files.size(), 15u);
+  ASSERT_GE(files.size(), 14u);  // 12 model configs + 2 GPU bench configs
   for (const auto& f : files) {
     SCOPED_TRACE(f.string());
     Config c;
@@ -67,6 +72,40 @@ TEST(Configs, EveryConfigLoadsAndValidates) {
     EXPECT_NO_THROW(validate_config(c));
     EXPECT_FALSE(c.data.corpus.empty());
   }
+}
+
+// "key=value" overrides from a sweep's `set:` map.
+std::vector<std::string> overrides_of(const YAML::Node& set) {
+  std::vector<std::string> out;
+  for (const auto& kv : set) out.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+  return out;
+}
+
+// A typo in a sweep's key would otherwise only surface when its runs start, hours into a grid.
+TEST(Configs, EverySweepPointResolvesToAValidConfig) {
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(kConfigs / "sweeps")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    const YAML::Node sweep = YAML::LoadFile(e.path().string());
+    const std::string base = (fs::path(SCALEVEC_SOURCE_DIR) / sweep["base"].as<std::string>()).string();
+    const auto common = overrides_of(sweep["set"]);
+    std::vector<std::vector<std::string>> variants;
+    for (const auto& point : sweep["points"]) variants.push_back(overrides_of(point["set"]));
+    for (const auto& axis : sweep["grid"])  // each grid value on its own: axes are independent keys
+      for (const auto& value : axis.second)
+        variants.push_back({axis.first.as<std::string>() + "=" + value.as<std::string>()});
+    ASSERT_FALSE(variants.empty());
+    for (const auto& v : variants) {
+      auto all = common;
+      all.insert(all.end(), v.begin(), v.end());
+      Config c;
+      ASSERT_NO_THROW(c = load_config(base, all)) << ::testing::PrintToString(all);
+      EXPECT_NO_THROW(validate_config(c)) << ::testing::PrintToString(all);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 10);
 }
 
 TEST(Configs, SizeConfigsMatchTheirNameWithin10Percent) {
