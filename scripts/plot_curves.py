@@ -30,7 +30,8 @@ def main(argv=None):
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--metric", action="append", help="metrics.csv column (repeatable; default val_loss)")
-    p.add_argument("--smooth", type=float, default=0.0, help="EMA factor in [0, 1) (default 0: off)")
+    p.add_argument("--smooth", type=float, default=0.0, help="EMA factor in [0, 1) (default 0: off); never applied to val_loss, "
+                   "whose sparse evaluations an EMA would only delay")
     p.add_argument("--labels", nargs="+", help="one label per RUN_DIR (default: the paths)")
     p.add_argument("--title")
     a = p.parse_args(argv)
@@ -47,7 +48,8 @@ def main(argv=None):
             return 1
         groups.append((label, dirs))
     metrics = a.metric or ["val_loss"]
-    drawn = sm.plot_groups(groups, metrics, a.output, smooth=a.smooth, title=a.title)
+    smooth = {m: (0.0 if m == "val_loss" else a.smooth) for m in metrics}
+    drawn = sm.plot_groups(groups, metrics, a.output, smooth=smooth, title=a.title)
     if drawn == 0:
         print(f"plot_curves.py: no values for {', '.join(metrics)} in the given runs", file=sys.stderr)
         return 1

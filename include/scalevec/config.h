@@ -135,7 +135,7 @@ struct TrainConfig {
   std::string out_dir = "runs/default";
   NanPolicy nan_policy = NanPolicy::Skip;
   int64_t max_nan_skips = 20;
-  bool cuda_graph = false;
+  bool cuda_graph = false;  // reserved: validate_config rejects true (not implemented yet)
   int64_t threads = 0;       // 0: LibTorch default
   double peak_tflops = 989.0;  // for MFU: dense bf16 peak of the GPU (H100 SXM: 989)
 };

@@ -25,6 +25,16 @@ common options:
   --set key=value     override one key, e.g. --set optim.lr=3e-4 --set model.norm.variant=unified
   --verbose           debug logging
   --help              this text
+
+train options:
+  --resume            continue from the newest checkpoint in train.out_dir (none there: start)
+  --resume-from FILE  continue from this checkpoint
+  --stop-after N      save and exit after N steps of this invocation (the schedule keeps train.steps)
+
+examples:
+  scalevec train --config configs/tiny.yaml --set model.norm.variant=unified
+  scripts/launch.sh --nproc 2 -- build/scalevec train --config configs/tiny.yaml
+  scalevec inspect-model --config configs/dense-0.12b.yaml
 )";
 
 }  // namespace

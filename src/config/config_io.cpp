@@ -478,6 +478,8 @@ void validate_config(const Config& c) {
     if (!ok) errors.push_back(msg);
   };
   const auto& m = c.model;
+  // Reserved key: refusing it beats silently training without the capture the user asked for.
+  check(!c.train.cuda_graph, "train.cuda_graph: CUDA graph capture of the step is not implemented yet");
   check(m.vocab_size > 0, "model.vocab_size must be > 0");
   check(m.d_model > 0 && m.n_layers > 0 && m.n_heads > 0, "model.d_model, n_layers, n_heads must be > 0");
   check(m.n_heads > 0 && m.d_model % m.n_heads == 0,
