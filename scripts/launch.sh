@@ -55,7 +55,7 @@ for ((local_rank = 0; local_rank < nproc; local_rank++)); do
   rank=$((node_rank * nproc + local_rank))
   RANK=$rank WORLD_SIZE=$world_size LOCAL_RANK=$local_rank LOCAL_WORLD_SIZE=$nproc \
     MASTER_ADDR=$master_addr MASTER_PORT=$master_port \
-    "$@" > >(sed -u "s/^/[rank$rank] /") 2>&1 &
+    "$@" > >(trap "" INT TERM; exec sed -u "s/^/[rank$rank] /") 2>&1 &
   pids+=($!)
 done
 set +m  # groups are set; no job-status chatter from here on
@@ -65,7 +65,9 @@ stop_all() {
     [[ "$pid" == 0 ]] || kill -TERM -- "-$pid" 2>/dev/null || true
   done
 }
-trap 'stop_all; exit 130' INT TERM
+# On INT/TERM: pass TERM to every rank and keep waiting, so that they save before we return 130.
+interrupted=0
+trap 'interrupted=1; stop_all' INT TERM
 
 # Poll rather than `wait -n`: the output filters are process substitutions, which wait -n
 # would also report on some bash versions.
@@ -80,7 +82,7 @@ while ((remaining > 0)); do
     wait "$pid" || rc=$?
     pids[$i]=0
     remaining=$((remaining - 1))
-    if ((rc != 0 && status == 0)); then
+    if ((rc != 0 && status == 0 && interrupted == 0)); then
       status=$rc
       echo "launch.sh: rank $((node_rank * nproc + i)) exited with status $rc; stopping the others" >&2
       stop_all
@@ -88,4 +90,5 @@ while ((remaining > 0)); do
   done
   ((remaining == 0)) || sleep 0.1
 done
+((interrupted == 0)) || exit 130
 exit "$status"

@@ -83,6 +83,9 @@ class Trainer {
   std::unique_ptr<TokenWindowLoader> train_data_, val_data_;
   TrainState state_;
   double last_grad_norm_ = 0;
+  // Under DDP: whether any rank had a stop signal at the last step's loss all-reduce, so that
+  // every rank saves and leaves after the same step (a lone rank leaving would hang the rest).
+  bool any_rank_stopping_ = false;
 };
 
 // Installs SIGINT/SIGTERM handlers that ask the running trainer to save and stop.

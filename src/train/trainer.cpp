@@ -115,7 +115,9 @@ Batch Trainer::micro_batch(int64_t step, int64_t micro) const {
   return {b.inputs.to(device_, /*non_blocking=*/pin), b.targets.to(device_, pin)};
 }
 
-bool Trainer::stop_requested() const { return stop_signal_received(); }
+bool Trainer::stop_requested() const {
+  return env_.world_size > 1 ? any_rank_stopping_ : stop_signal_received();
+}
 
 double Trainer::train_step(int64_t step) {
   std::vector<Batch> micro;
@@ -129,7 +131,14 @@ double Trainer::train_step(int64_t step) {
   const at::Tensor both = at::stack({ce.to(at::kDouble), gnorm.to(at::kDouble)}).cpu();
   double loss = both[0].item<double>();
   const double gn = both[1].item<double>();
-  if (env_.world_size > 1) loss = comm_->allreduce_mean(loss);
+  if (env_.world_size > 1) {
+    // The stop flag rides on the loss all-reduce: no extra collective per step.
+    at::Tensor t = at::tensor({loss, stop_signal_received() ? 1.0 : 0.0}, at::kDouble).to(device_);
+    comm_->allreduce_sum_(t);
+    const at::Tensor host = t.cpu();
+    loss = host[0].item<double>() / env_.world_size;
+    any_rank_stopping_ = host[1].item<double>() > 0;
+  }
   if (!std::isfinite(loss) || !std::isfinite(gn)) {
     ++state_.nan_skips;
     optimizer_->zero_grad();

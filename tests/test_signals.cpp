@@ -1,0 +1,217 @@
+// SIGTERM/SIGINT: the trainer saves the step it finished and exits cleanly, resuming from that
+// checkpoint matches an uninterrupted run, and under DDP a signal to one rank stops every rank
+// after the same step (a lone rank leaving would leave the others hanging in an all-reduce).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "scalevec/checkpoint.h"
+#include "scalevec/config_io.h"
+#include "scalevec/dist.h"
+#include "scalevec/process.h"
+#include "scalevec/shard_format.h"
+#include "scalevec/trainer.h"
+#include "test_util.h"
+
+using namespace scalevec;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct SignalFixture {
+  fs::path dir;
+  Config cfg;
+  explicit SignalFixture(const std::string& name) {
+    dir = fs::temp_directory_path() / ("scalevec_signal_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::mt19937 rng(3);
+    std::vector<uint32_t> train(8000), val(2000);
+    for (auto& x : train) x = rng() % 53;
+    for (auto& x : val) x = rng() % 53;
+    write_shard((dir / "train.bin").string(), train, 53);
+    write_shard((dir / "val.bin").string(), val, 53);
+    cfg.model.vocab_size = 53;
+    cfg.model.d_model = 32;
+    cfg.model.n_layers = 1;
+    cfg.model.n_heads = 2;
+    cfg.model.max_seq_len = 16;
+    cfg.train.seq_len = 16;
+    cfg.train.batch_size = 2;
+    cfg.train.steps = 100000;  // never reached: every run here ends by a signal or --stop-after
+    cfg.train.ckpt_every = 0;  // the only checkpoints are the ones the stop writes
+    cfg.train.eval_every = 0;
+    cfg.train.log_every = 1;
+    cfg.train.threads = 1;
+    cfg.train.device = "cpu";
+    cfg.dist.timeout_s = 20;
+    cfg.data.train_shard = (dir / "train.bin").string();
+    cfg.data.val_shard = (dir / "val.bin").string();
+  }
+  ~SignalFixture() { fs::remove_all(dir); }
+
+  std::string write_config(const std::string& out_dir) {
+    Config c = cfg;
+    c.train.out_dir = (dir / out_dir).string();
+    const std::string path = (dir / (out_dir + ".yaml")).string();
+    save_config(c, path);
+    return path;
+  }
+};
+
+pid_t spawn(const std::vector<std::string>& argv) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Exit status of `pid`, or nullopt (after killing it) if it is still running at the deadline.
+std::optional<int> wait_for_exit(pid_t pid, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(50ms);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return std::nullopt;
+}
+
+int64_t metrics_rows(const fs::path& out_dir) {
+  std::ifstream in(out_dir / "metrics.csv");
+  int64_t rows = -1;  // header
+  for (std::string line; std::getline(in, line);) ++rows;
+  return std::max<int64_t>(rows, 0);
+}
+
+bool wait_for_rows(const fs::path& out_dir, int64_t rows) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (metrics_rows(out_dir) >= rows) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+std::vector<int64_t> checkpoint_steps(const fs::path& out_dir) {
+  std::vector<int64_t> steps;
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("ckpt_", 0) == 0 && e.path().extension() == ".pt")
+      steps.push_back(std::stoll(name.substr(5, name.size() - 8)));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The pid of the process whose environment has RANK=<rank> and whose command line mentions
+// `marker` (the run's unique config path), or -1.
+pid_t find_rank_pid(int rank, const std::string& marker) {
+  const std::string want = "RANK=" + std::to_string(rank);
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string cmdline = read_file(e.path() / "cmdline");
+    if (cmdline.find(marker) == std::string::npos || cmdline.rfind("bash", 0) == 0) continue;
+    std::stringstream env(read_file(e.path() / "environ"));
+    for (std::string var; std::getline(env, var, '\0');)
+      if (var == want) return std::stoi(name);
+  }
+  return -1;
+}
+
+std::vector<at::Tensor> params_at(const Config& cfg, const fs::path& out_dir, int64_t step) {
+  Transformer m(cfg.model, 0);
+  load_checkpoint(checkpoint_path(out_dir.string(), step), *m, nullptr);
+  return m->parameters();
+}
+
+}  // namespace
+
+TEST(Signals, SigtermSavesTheFinishedStepAndResumeMatchesAnUninterruptedRun) {
+  SignalFixture f("single");
+  const std::string cut = f.write_config("cut"), full = f.write_config("full");
+  const pid_t pid = spawn({SCALEVEC_BINARY, "train", "--config", cut});
+  ASSERT_TRUE(wait_for_rows(f.dir / "cut", 3));
+  ::kill(pid, SIGTERM);
+  const auto rc = wait_for_exit(pid, 60s);
+  ASSERT_TRUE(rc.has_value()) << "trainer did not exit after SIGTERM";
+  EXPECT_EQ(*rc, 0);
+  const auto saved = checkpoint_steps(f.dir / "cut");
+  ASSERT_EQ(saved.size(), 1u);
+  const int64_t s = saved[0];
+  EXPECT_GE(s, 3);
+  EXPECT_EQ(metrics_rows(f.dir / "cut"), s);  // the log and the checkpoint agree on the step
+
+  // Resume two steps past the signal; the uninterrupted run stops at the same step.
+  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", cut, "--resume", "--stop-after", "2"}), 0);
+  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", full, "--stop-after", std::to_string(s + 2)}), 0);
+  const auto a = params_at(f.cfg, f.dir / "cut", s + 2), b = params_at(f.cfg, f.dir / "full", s + 2);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "tensor " << i;
+}
+
+class DdpSignals : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!Communicator::backend_available("gloo")) GTEST_SKIP() << "built without Gloo";
+  }
+  pid_t launch(const std::string& config) {
+    return spawn({"bash", std::string(SCALEVEC_SOURCE_DIR) + "/scripts/launch.sh", "--nproc", "2",
+                  "--master-port", std::to_string(scalevec::testing::free_port()), "--",
+                  SCALEVEC_BINARY, "train", "--config", config});
+  }
+};
+
+TEST_F(DdpSignals, SigtermToOneRankStopsEveryRankAfterTheSameStep) {
+  SignalFixture f("ddp_one");
+  const std::string config = f.write_config("run");
+  const pid_t launcher = launch(config);
+  ASSERT_TRUE(wait_for_rows(f.dir / "run", 3));
+  const pid_t rank1 = find_rank_pid(1, config);
+  ASSERT_GT(rank1, 0) << "rank 1's process not found";
+  ::kill(rank1, SIGTERM);
+  const auto rc = wait_for_exit(launcher, 60s);  // > dist.timeout_s: a hang would fail here
+  ASSERT_TRUE(rc.has_value()) << "job did not end after SIGTERM to rank 1";
+  EXPECT_EQ(*rc, 0) << "a rank failed (timeout in a collective?) instead of stopping cleanly";
+  const auto saved = checkpoint_steps(f.dir / "run");
+  ASSERT_EQ(saved.size(), 1u);
+  EXPECT_EQ(metrics_rows(f.dir / "run"), saved[0]);
+}
+
+TEST_F(DdpSignals, SigtermToTheLauncherSavesAndExitsWith130) {
+  SignalFixture f("ddp_launcher");
+  const std::string config = f.write_config("run");
+  const pid_t launcher = launch(config);
+  ASSERT_TRUE(wait_for_rows(f.dir / "run", 3));
+  ::kill(launcher, SIGTERM);
+  const auto rc = wait_for_exit(launcher, 60s);
+  ASSERT_TRUE(rc.has_value()) << "launcher did not exit after SIGTERM";
+  EXPECT_EQ(*rc, 130);
+  const auto saved = checkpoint_steps(f.dir / "run");
+  ASSERT_EQ(saved.size(), 1u) << "the ranks must save before the launcher returns";
+  EXPECT_EQ(metrics_rows(f.dir / "run"), saved[0]);
+}
