@@ -333,6 +333,25 @@ def compare(vals, ref_vals):
     return gap, gap / pooled, note
 
 
+def compare_paired(by_seed, ref_by_seed):
+    """Seed-paired gap: the same seed gives both points the same data order and the same draws for
+    every shared weight, so per-seed differences cancel most of the seed noise."""
+    seeds = sorted(s for s in set(by_seed) & set(ref_by_seed)
+                   if by_seed[s] is not None and ref_by_seed[s] is not None)
+    diffs = [by_seed[s] - ref_by_seed[s] for s in seeds]
+    if not diffs:
+        return "—"
+    m, sd, n = sm.mean_std(diffs)
+    if n < 2:
+        return f"{m:+.4f} (1 seed)"
+    if sd == 0:
+        return f"{m:+.4f} (identical gaps)"
+    t = m / (sd / math.sqrt(n))
+    crit = T_CRIT_95[max(d for d in T_CRIT_95 if d <= n - 1)] if n - 1 <= 30 else 1.96
+    verdict = "likely real" if abs(t) >= crit else ("suggestive" if abs(t) >= 1 else "within noise")
+    return f"{m:+.4f} ± {sd:.4f}, t={t:+.1f} (95%: ±{crit}): {verdict}"
+
+
 def summarize(sweep, runs):
     out = sweep["out"]
     os.makedirs(out, exist_ok=True)
@@ -368,8 +387,8 @@ def summarize(sweep, runs):
         f"- written {time.strftime('%Y-%m-%d %H:%M:%S')}",
         "",
         "| point | n | final val loss | min val loss | final train loss | Δ final vs ref (Δ/σ) | "
-        "Δ min vs ref (Δ/σ) | note (final val loss) |",
-        "|---|---|---|---|---|---|---|---|",
+        "Δ min vs ref (Δ/σ) | note (final val loss) | paired Δ final (same seed) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in sweep["points"]:
         prow = by_point[p["name"]]
@@ -378,22 +397,27 @@ def summarize(sweep, runs):
         mn, sn, nn = sm.mean_std(mins)
         mt, st, nt = sm.mean_std(trains)
         if p["name"] == ref:
-            dfinal, dmin, note = "reference", "reference", ""
+            dfinal, dmin, note, paired = "reference", "reference", "", ""
         else:
             gap, eff, note = compare(finals, finished(by_point[ref], "final_val_loss"))
             gmin, emin, _ = compare(mins, finished(by_point[ref], "min_val_loss"))
             dfinal = "—" if gap is None else f"{gap:+.4f}" + ("" if eff is None else f" ({eff:+.1f}σ)")
             dmin = "—" if gmin is None else f"{gmin:+.4f}" + ("" if emin is None else f" ({emin:+.1f}σ)")
+            paired = compare_paired({row["seed"]: row["final_val_loss"] for row in prow if row["finished"]},
+                                    {row["seed"]: row["final_val_loss"] for row in by_point[ref] if row["finished"]})
         unfinished = len(prow) - len(finals)
         ncell = f"{n}" + (f" (+{unfinished} unfinished)" if unfinished else "")
         lines.append(f"| `{p['name']}` | {ncell} | {pm(mf, sf, n)} | {pm(mn, sn, nn)} | {pm(mt, st, nt)} | "
-                     f"{dfinal} | {dmin} | {note} |")
+                     f"{dfinal} | {dmin} | {note} | {paired} |")
     lines += [
         "",
         "Mean ± sample std over finished seeds. Δ: point mean minus reference mean (negative is "
         "better); σ: pooled std over seeds of the two points; t: pooled two-sample t statistic, "
         "compared with the two-sided 95% critical value for its degrees of freedom (2.78 for 3 vs 3 "
-        "seeds). A rough guide only: few seeds, no correction for the number of comparisons.",
+        "seeds). Paired Δ: mean ± sample std over seeds of (point − reference) at the same seed (same "
+        "data order, same initial shared weights), paired t against the 95% value for n−1 degrees of "
+        "freedom (4.30 for 3 seeds). A rough guide only: few seeds, no correction for the number of "
+        "comparisons.",
         "",
         "## Points",
         "",

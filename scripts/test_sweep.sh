@@ -17,7 +17,10 @@ cd "$(dirname "$0")/.."
 bin="${SCALEVEC_BIN:-build/scalevec}"
 base="${SWEEP_TEST_BASE:-configs/tiny.yaml}"
 py="${PYTHON:-/usr/bin/python3}"
-for need in "$bin" "$base" data/kjv/train.bin data/kjv/val.bin; do
+needs=("$bin" "$base")
+# With SWEEP_TEST_BASE the base config names its own data; the default base reads data/kjv.
+[ -n "${SWEEP_TEST_BASE:-}" ] || needs+=(data/kjv/train.bin data/kjv/val.bin)
+for need in "${needs[@]}"; do
   if [ ! -e "$need" ]; then
     echo "test_sweep.sh: missing prerequisite $need (see the top of this script)" >&2
     exit 2
