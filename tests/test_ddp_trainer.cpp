@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <random>
 
 #include "scalevec/compat.h"
 #include "scalevec/config_io.h"
@@ -27,12 +26,7 @@ struct DdpFixture {
     dir = fs::temp_directory_path() / ("scalevec_ddp_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
-    std::mt19937 rng(9);
-    std::vector<uint32_t> train(8000), val(2000);
-    for (auto& x : train) x = rng() % 61;
-    for (auto& x : val) x = rng() % 61;
-    write_shard((dir / "train.bin").string(), train, 61);
-    write_shard((dir / "val.bin").string(), val, 61);
+    scalevec::testing::write_random_shards(dir, 61, 9);
     cfg.model.vocab_size = 61;
     cfg.model.d_model = 32;
     cfg.model.n_layers = 2;

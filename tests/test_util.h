@@ -6,6 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "scalevec/shard_format.h"
+
 namespace scalevec::testing {
 
 // A loopback port that was free a moment ago (small race until the child binds it).
@@ -20,6 +27,16 @@ inline int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// train.bin (8000 tokens) and val.bin (2000) of uniform random ids below `vocab` in `dir`.
+inline void write_random_shards(const std::filesystem::path& dir, uint32_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint32_t> train(8000), val(2000);
+  for (auto& x : train) x = rng() % vocab;
+  for (auto& x : val) x = rng() % vocab;
+  write_shard((dir / "train.bin").string(), train, vocab);
+  write_shard((dir / "val.bin").string(), val, vocab);
 }
 
 }  // namespace scalevec::testing
