@@ -7,4 +7,5 @@ config="${1:-configs/tiny.yaml}"
 shift || true
 bash scripts/setup.sh
 [ -s data/kjv/train.bin ] || bash scripts/prepare_data.sh "$config"
-exec build/scalevec train --config "$config" "$@"
+# --resume: a rerun continues (or just reports) the earlier run instead of refusing to overwrite it.
+exec build/scalevec train --config "$config" --resume "$@"

@@ -176,6 +176,31 @@ TEST(Trainer, CorruptOrMismatchedCheckpointGivesAClearError) {
   EXPECT_TRUE(fs::exists(ckpt));
 }
 
+TEST(Trainer, AFreshStartNeverOverwritesAnEarlierRun) {
+  Fixture f("fresh");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string ckpt = checkpoint_path(f.cfg.train.out_dir, 4);
+  const auto size = fs::file_size(ckpt);
+  const auto csv = fs::path(f.cfg.train.out_dir) / "metrics.csv";
+  const auto rows = column(csv.string(), 0).size();
+  try {
+    Trainer t(f.cfg, {});
+    FAIL() << "expected a refusal to start over an existing run";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ckpt_00000004.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(fs::file_size(ckpt), size);
+  EXPECT_EQ(column(csv.string(), 0).size(), rows);
+  // Logs without a checkpoint (an attempt that died before its first save) are kept aside.
+  fs::remove(ckpt);
+  f.cfg.train.steps = 1;
+  Trainer(f.cfg, {}).run();
+  EXPECT_EQ(column(csv.string() + ".prev", 0).size(), rows);
+  EXPECT_EQ(column(csv.string(), 0).size(), 1u);
+}
+
 TEST(Trainer, KeepsOnlyTheLastNCheckpoints) {
   Fixture f("keep");
   f.cfg.train.steps = 8;

@@ -55,8 +55,9 @@ MetricsWriter::MetricsWriter(const std::string& out_dir, std::vector<std::string
     truncate_after(jsonl, *resume_step, false);
     truncate_after(csv, *resume_step, true);
   } else {
-    fs::remove(jsonl);
-    fs::remove(csv);
+    // A fresh run in a folder with logs but no checkpoint (an attempt that died early): keep them.
+    for (const auto& f : {jsonl, csv})
+      if (fs::exists(f)) fs::rename(f, f + ".prev");
   }
   const bool new_csv = !fs::exists(csv);
   jsonl_.open(jsonl, std::ios::app);

@@ -82,6 +82,13 @@ Trainer::Trainer(Config config, TrainerOptions options)
     if (found.empty()) log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
     else resume_path = found.back();
   }
+  if (resume_path.empty() && opts_.write_outputs) {
+    // A fresh start here would prune and overwrite the earlier run's checkpoints and metrics.
+    const auto existing = list_checkpoints(cfg_.train.out_dir);
+    if (!existing.empty())
+      throw std::runtime_error("train.out_dir " + cfg_.train.out_dir + " already holds a run (newest checkpoint " +
+                               existing.back() + "); pass --resume to continue it, or set another train.out_dir");
+  }
   if (!resume_path.empty()) {
     const auto loaded = load_checkpoint(resume_path, *model_, optimizer_.get());
     state_ = loaded.state;
