@@ -40,7 +40,8 @@ struct TrainerOptions {
 };
 
 struct TrainResult {
-  int64_t steps_done = 0;
+  int64_t steps_done = 0;  // the step reached (counting steps before a resume)
+  int64_t steps_run = 0;   // steps taken by this invocation
   double last_train_loss = 0;
   std::optional<double> last_val_loss;
   bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving

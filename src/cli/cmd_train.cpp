@@ -30,6 +30,11 @@ int cmd_train(const Args& args) {
   install_stop_signal_handlers();
   Trainer trainer(args.load(), opts);
   const TrainResult r = trainer.run();
+  if (r.steps_run == 0) {
+    log::info(log::cat("nothing to do: the run is at step ", r.steps_done,
+                       " of train.steps; raise train.steps to train further"));
+    return 0;
+  }
   std::ostringstream os;
   os << "done: " << r.steps_done << " steps, train loss " << r.last_train_loss;
   if (r.last_val_loss) os << ", val loss " << *r.last_val_loss;

@@ -251,6 +251,7 @@ TrainResult Trainer::run() {
     }
   }
   result.steps_done = state_.step;
+  result.steps_run = state_.step - first;
   log::flush();
   return result;
 }
