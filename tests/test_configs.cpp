@@ -77,7 +77,8 @@ TEST(Configs, EveryConfigLoadsAndValidates) {
 // "key=value" overrides from a sweep's `set:` map.
 std::vector<std::string> overrides_of(const YAML::Node& set) {
   std::vector<std::string> out;
-  for (const auto& kv : set) out.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+  for (const auto& kv : set)
+    out.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
   return out;
 }
 
@@ -88,7 +89,8 @@ TEST(Configs, EverySweepPointResolvesToAValidConfig) {
     if (e.path().extension() != ".yaml") continue;
     SCOPED_TRACE(e.path().string());
     const YAML::Node sweep = YAML::LoadFile(e.path().string());
-    const std::string base = (fs::path(SCALEVEC_SOURCE_DIR) / sweep["base"].as<std::string>()).string();
+    const std::string base =
+        (fs::path(SCALEVEC_SOURCE_DIR) / sweep["base"].as<std::string>()).string();
     const auto common = overrides_of(sweep["set"]);
     std::vector<std::vector<std::string>> variants;
     for (const auto& point : sweep["points"]) variants.push_back(overrides_of(point["set"]));

@@ -56,10 +56,17 @@ struct DdpFixture {
     c.train.out_dir = out_dir;
     const std::string path = (dir / (fs::path(out_dir).filename().string() + ".yaml")).string();
     save_config(c, path);
-    std::vector<std::string> argv = {"bash", std::string(SCALEVEC_SOURCE_DIR) + "/scripts/launch.sh",
-                                     "--nproc", "2", "--master-port",
-                                     std::to_string(scalevec::testing::free_port()), "--",
-                                     SCALEVEC_BINARY, "train", "--config", path};
+    std::vector<std::string> argv = {"bash",
+                                     std::string(SCALEVEC_SOURCE_DIR) + "/scripts/launch.sh",
+                                     "--nproc",
+                                     "2",
+                                     "--master-port",
+                                     std::to_string(scalevec::testing::free_port()),
+                                     "--",
+                                     SCALEVEC_BINARY,
+                                     "train",
+                                     "--config",
+                                     path};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ASSERT_EQ(run_process(argv), 0) << format_command(argv);
   }

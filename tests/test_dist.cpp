@@ -24,8 +24,8 @@
 
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <torch/torch.h>
+#include "test_util.h"
 
 #include "scalevec/compat.h"
 #include "scalevec/dist.h"

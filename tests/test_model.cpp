@@ -111,11 +111,13 @@ TEST(Model, MoeLoadBalanceLossOnAHandComputedCase) {
   moe->to(at::kDouble);
   {
     at::NoGradGuard g;
-    moe->w_router.copy_(at::tensor(std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0}, at::kDouble).view({2, 4}));
+    moe->w_router.copy_(
+        at::tensor(std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0}, at::kDouble).view({2, 4}));
     for (auto* w : {&moe->w_gate, &moe->w_up, &moe->w_down}) w->normal_();
   }
   // n(x) of [2, 0, 0, 0] is [2, 0, 0, 0]; of [0, 2, 0, 0] is [0, 2, 0, 0]; of [1,1,1,1] is itself.
-  auto x = at::tensor(std::vector<double>{2, 0, 0, 0, 0, 2, 0, 0, 1, 1, 1, 1}, at::kDouble).view({1, 3, 4});
+  auto x = at::tensor(std::vector<double>{2, 0, 0, 0, 0, 2, 0, 0, 1, 1, 1, 1}, at::kDouble)
+               .view({1, 3, 4});
   moe->forward(x);
   const auto& st = moe->last_stats();
   auto p0 = at::softmax(at::tensor(std::vector<double>{2, 0}, at::kDouble), 0);
@@ -126,7 +128,8 @@ TEST(Model, MoeLoadBalanceLossOnAHandComputedCase) {
   // Assignments: t0 -> 0, t1 -> 1, t2 -> tie (topk picks index 0): f = [2/3, 1/3].
   const double expect = 2 * (2.0 / 3 * P0 + 1.0 / 3 * P1);
   EXPECT_NEAR(st.load_balance.item<double>(), expect, 1e-6);
-  const double z = (std::pow(std::log(std::exp(2.0) + 1), 2) * 2 + std::pow(std::log(2 * std::exp(1.0)), 2)) / 3;
+  const double z =
+      (std::pow(std::log(std::exp(2.0) + 1), 2) * 2 + std::pow(std::log(2 * std::exp(1.0)), 2)) / 3;
   EXPECT_NEAR(st.z_loss.item<double>(), z, 1e-6);
 }
 
@@ -166,7 +169,8 @@ TEST(Model, DenseEqualsMoeWithOneExpertTopOne) {
       }
     }
     auto t = tokens(2, 8, 64, 5);
-    EXPECT_LT((dense->forward(t) - moe->forward(t)).abs().max().item<double>(), 1e-10) << to_string(v);
+    EXPECT_LT((dense->forward(t) - moe->forward(t)).abs().max().item<double>(), 1e-10)
+        << to_string(v);
   }
 }
 
@@ -214,7 +218,8 @@ TEST(Model, ShapeAndConfigErrorsAreClear) {
     load_config_string("model: {d_model: 30, n_heads: 4}");
     FAIL() << "expected ConfigError";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("divisible by model.n_heads"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("divisible by model.n_heads"), std::string::npos)
+        << e.what();
   }
 }
 

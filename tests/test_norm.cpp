@@ -13,8 +13,9 @@ using namespace scalevec;
 
 namespace {
 
-constexpr NormVariant kAll[] = {NormVariant::None,      NormVariant::Standard, NormVariant::Branch,
-                                NormVariant::Relocated, NormVariant::MagDir,   NormVariant::Unified};
+constexpr NormVariant kAll[] = {NormVariant::None,   NormVariant::Standard,
+                                NormVariant::Branch, NormVariant::Relocated,
+                                NormVariant::MagDir, NormVariant::Unified};
 const at::TensorOptions f64 = at::TensorOptions().dtype(at::kDouble);
 
 NormOptions opts_for(NormVariant v, ScaleApply apply = ScaleApply::Weight) {
@@ -24,7 +25,9 @@ NormOptions opts_for(NormVariant v, ScaleApply apply = ScaleApply::Weight) {
   return o;
 }
 
-std::vector<NormBranch> qkv_branches() { return {{"q", 8}, {"k", 4}, {"v", 4}}; }
+std::vector<NormBranch> qkv_branches() {
+  return {{"q", 8}, {"k", 4}, {"v", 4}};
+}
 
 ScaleNorm make_norm(NormVariant v, ScaleApply apply = ScaleApply::Weight,
                     NormPosition pos = NormPosition::PreAttn) {
@@ -156,9 +159,9 @@ TEST(Norm, RelocatedScalesBothSidesOfW) {
 }
 
 TEST(Norm, PlacementOptionSelectsTheSides) {
-  for (auto [placement, in, out] : {std::tuple{Placement::Input, true, false},
-                                    std::tuple{Placement::Output, false, true},
-                                    std::tuple{Placement::Both, true, true}}) {
+  for (auto [placement, in, out] :
+       {std::tuple{Placement::Input, true, false}, std::tuple{Placement::Output, false, true},
+        std::tuple{Placement::Both, true, true}}) {
     NormOptions o = opts_for(NormVariant::Relocated);
     o.placement = placement;
     ScaleNorm n(NormPosition::PreAttn, o, 8, qkv_branches(), 2);
@@ -181,8 +184,10 @@ TEST(Norm, MagDirGammaFollowsTheFormula) {
     for (int64_t j = 0; j < 8; ++j) {
       const int64_t g = j / gd;
       double norm = 0;
-      for (int64_t i = g * gd; i < (g + 1) * gd; ++i) norm += v[i].item<double>() * v[i].item<double>();
-      const double expect = m[g].item<double>() * std::sqrt(double(gd)) * v[j].item<double>() / std::sqrt(norm);
+      for (int64_t i = g * gd; i < (g + 1) * gd; ++i)
+        norm += v[i].item<double>() * v[i].item<double>();
+      const double expect =
+          m[g].item<double>() * std::sqrt(double(gd)) * v[j].item<double>() / std::sqrt(norm);
       EXPECT_NEAR(n->input_scale(0)[j].item<double>(), expect, 1e-12);
     }
   }
@@ -199,7 +204,10 @@ TEST(Norm, FoldingGammaIntoWeightRemovesIt) {
   for (size_t b = 0; b < w.size(); ++b) {
     auto folded = w[b] * gamma.unsqueeze(0);
     EXPECT_LT((s->project(s->normalize(x), b, w[b]) - none->project(none->normalize(x), b, folded))
-                  .abs().max().item<double>(), 1e-12);
+                  .abs()
+                  .max()
+                  .item<double>(),
+              1e-12);
   }
 }
 
@@ -257,11 +265,13 @@ TEST(Norm, RoleTaggingAndMagDirDecayOption) {
                            NormPosition::Qk, NormPosition::BranchOut}) {
     NormOptions o = opts_for(NormVariant::MagDir);
     o.magdir_decay = MagDirDecay::Direction;
-    ScaleNorm n(pos, o, 8, role_of(pos) == NormRole::Input ? qkv_branches() : std::vector<NormBranch>{}, 2);
+    ScaleNorm n(pos, o, 8,
+                role_of(pos) == NormRole::Input ? qkv_branches() : std::vector<NormBranch>{}, 2);
     std::vector<NamedParam> params;
     n->collect("norm", params);
     ASSERT_EQ(params.size(), 2u);
-    const ParamGroup want = role_of(pos) == NormRole::Input ? ParamGroup::InputNorm : ParamGroup::OutputNorm;
+    const ParamGroup want =
+        role_of(pos) == NormRole::Input ? ParamGroup::InputNorm : ParamGroup::OutputNorm;
     for (auto& p : params) {
       EXPECT_EQ(p.group, want);
       const bool is_direction = p.name.find("direction") != std::string::npos;

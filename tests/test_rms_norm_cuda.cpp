@@ -32,7 +32,9 @@ double rel_err(const at::Tensor& a, const at::Tensor& b) {
   return (a64 - b64).norm().item<double>() / (denom > 0 ? denom : 1.0);
 }
 
-double tolerance(at::ScalarType dtype) { return dtype == at::kBFloat16 ? 1e-2 : 1e-5; }
+double tolerance(at::ScalarType dtype) {
+  return dtype == at::kBFloat16 ? 1e-2 : 1e-5;
+}
 
 // y and dx (gradient of sum(y * probe)) from the fused path on `x` and from the float64
 // reference on the same (already rounded) values.
@@ -95,9 +97,9 @@ TEST(RmsNormCuda, MatchesFloat64Reference3DAndOddWidths) {
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     check_shape({3, 17, 768}, dtype);
     check_shape({2, 5, 1000}, dtype);
-    check_shape({4, 3}, dtype);        // scalar path, tiny rows
-    check_shape({5, 2050}, dtype);     // scalar path (not a multiple of 8), block per row
-    check_shape({2, 12288}, dtype);    // vectorized, wide rows, many vectors per thread
+    check_shape({4, 3}, dtype);      // scalar path, tiny rows
+    check_shape({5, 2050}, dtype);   // scalar path (not a multiple of 8), block per row
+    check_shape({2, 12288}, dtype);  // vectorized, wide rows, many vectors per thread
   }
 }
 

@@ -31,7 +31,8 @@ struct SignalFixture {
   fs::path dir;
   Config cfg;
   explicit SignalFixture(const std::string& name) {
-    dir = fs::temp_directory_path() / ("scalevec_signal_" + name + "_" + std::to_string(::getpid()));
+    dir =
+        fs::temp_directory_path() / ("scalevec_signal_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     scalevec::testing::write_random_shards(dir, 53, 3);
@@ -168,9 +169,13 @@ TEST(Signals, SigtermSavesTheFinishedStepAndResumeMatchesAnUninterruptedRun) {
   ASSERT_GE(s, 3);
 
   // Resume two steps past the signal; the uninterrupted run stops at the same step.
-  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", cut, "--resume", "--stop-after", "2"}), 0);
-  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", full, "--stop-after", std::to_string(s + 2)}), 0);
-  const auto a = params_at(f.cfg, f.dir / "cut", s + 2), b = params_at(f.cfg, f.dir / "full", s + 2);
+  ASSERT_EQ(
+      run_process({SCALEVEC_BINARY, "train", "--config", cut, "--resume", "--stop-after", "2"}), 0);
+  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", full, "--stop-after",
+                         std::to_string(s + 2)}),
+            0);
+  const auto a = params_at(f.cfg, f.dir / "cut", s + 2),
+             b = params_at(f.cfg, f.dir / "full", s + 2);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "tensor " << i;
 }
@@ -210,5 +215,6 @@ TEST_F(DdpSignals, SigtermToTheLauncherSavesAndExitsWith130) {
   const auto rc = wait_for_exit(launcher, 60s);
   ASSERT_TRUE(rc.has_value()) << "launcher did not exit after SIGTERM";
   EXPECT_EQ(*rc, 130);
-  EXPECT_GE(stop_checkpoint_step(f.dir / "run"), 3) << "the ranks must save before the launcher returns";
+  EXPECT_GE(stop_checkpoint_step(f.dir / "run"), 3)
+      << "the ranks must save before the launcher returns";
 }

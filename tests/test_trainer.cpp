@@ -19,7 +19,8 @@ struct Fixture {
   fs::path dir;
   Config cfg;
   explicit Fixture(const std::string& name) {
-    dir = fs::temp_directory_path() / ("scalevec_trainer_" + name + "_" + std::to_string(::getpid()));
+    dir =
+        fs::temp_directory_path() / ("scalevec_trainer_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     fs::create_directories(dir);
     std::mt19937 rng(5);

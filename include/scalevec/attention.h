@@ -30,8 +30,8 @@ class AttentionImpl : public torch::nn::Module {
   // x: residual stream [B, T, C]; returns the attention branch output [B, T, C].
   at::Tensor forward(const at::Tensor& x, const Rope& rope);
 
-  ScaleNorm norm{nullptr};                      // pre-attention Input-Norm
-  ScaleNorm q_norm{nullptr}, k_norm{nullptr};   // QK Output-Norms (optional)
+  ScaleNorm norm{nullptr};                     // pre-attention Input-Norm
+  ScaleNorm q_norm{nullptr}, k_norm{nullptr};  // QK Output-Norms (optional)
   at::Tensor wq, wk, wv, wo;
 
  private:

@@ -39,7 +39,8 @@ struct LoadedCheckpoint {
 };
 // Loads into an already built model/optimizer; every tensor's shape is checked by name.
 // `optimizer` may be null (evaluation).
-LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model, Optimizer* optimizer);
+LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model,
+                                 Optimizer* optimizer);
 
 // Deletes all but the newest keep_last checkpoints (never the one just written).
 void prune_checkpoints(const std::string& out_dir, int64_t keep_last);

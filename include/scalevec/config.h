@@ -20,7 +20,7 @@ struct NormOptions {
   NormVariant variant = NormVariant::Standard;
   double eps = 1e-6;
   double gamma_init = 1.0;
-  Placement placement = Placement::Both;            // relocated/unified: sides of W scaled
+  Placement placement = Placement::Both;              // relocated/unified: sides of W scaled
   MagnitudeShape magnitude = MagnitudeShape::Scalar;  // magdir/unified: m per vector or per head
   MagDirDecay magdir_decay = MagDirDecay::Magnitude;  // which magdir part takes weight decay
   ScaleApply apply = ScaleApply::Weight;  // Input-Norm scales folded into W or applied to n(x)
@@ -38,10 +38,10 @@ struct MoeConfig {
   int64_t num_experts = 8;
   int64_t top_k = 2;
   bool shared_expert = false;
-  int64_t expert_hidden = 0;       // 0: same as model.ffn_hidden
-  double aux_loss_coef = 0.01;     // Switch-style load balancing
-  double z_loss_coef = 0.001;      // router z-loss
-  double capacity_factor = 0.0;    // 0: no token dropping
+  int64_t expert_hidden = 0;     // 0: same as model.ffn_hidden
+  double aux_loss_coef = 0.01;   // Switch-style load balancing
+  double z_loss_coef = 0.001;    // router z-loss
+  double capacity_factor = 0.0;  // 0: no token dropping
 };
 
 enum class AttentionKernel { Auto, Math, Fused };
@@ -51,8 +51,8 @@ struct ModelConfig {
   int64_t d_model = 256;
   int64_t n_layers = 4;
   int64_t n_heads = 4;
-  int64_t n_kv_heads = 0;    // 0: same as n_heads (no grouped-query attention)
-  int64_t ffn_hidden = 0;    // 0: 8/3 * d_model rounded up to a multiple of 64
+  int64_t n_kv_heads = 0;  // 0: same as n_heads (no grouped-query attention)
+  int64_t ffn_hidden = 0;  // 0: 8/3 * d_model rounded up to a multiple of 64
   int64_t max_seq_len = 256;
   double rope_theta = 10000.0;
   bool tie_embeddings = true;
@@ -94,7 +94,7 @@ struct OptimConfig {
   double muon_lr = 0.02;
   double muon_momentum = 0.95;
   int64_t muon_ns_steps = 5;
-  bool fused = true;       // fused/foreach kernels where LibTorch has them
+  bool fused = true;  // fused/foreach kernels where LibTorch has them
 };
 
 struct ScheduleConfig {
@@ -109,7 +109,8 @@ struct DataConfig {
   std::string train_shard = "data/kjv/train.bin";
   std::string val_shard = "data/kjv/val.bin";
   std::string tokenizer = "data/kjv/tokenizer.model";
-  std::vector<std::string> corpus = {"/usr/share/doc/bible-kjv-text/kjv.txt.gz"};  // prepare-data input
+  std::vector<std::string> corpus = {
+      "/usr/share/doc/bible-kjv-text/kjv.txt.gz"};  // prepare-data input
   std::string out_dir = "data/kjv";
   double val_fraction = 0.01;
   std::string tokenizer_type = "bpe";  // sentencepiece model type: bpe | unigram
@@ -121,7 +122,7 @@ enum class Precision { Fp32, Bf16 };
 
 struct TrainConfig {
   int64_t steps = 1000;
-  int64_t batch_size = 16;   // sequences per micro-batch per rank
+  int64_t batch_size = 16;  // sequences per micro-batch per rank
   int64_t grad_accum = 1;
   int64_t seq_len = 128;
   uint64_t seed = 1234;
@@ -135,8 +136,8 @@ struct TrainConfig {
   std::string out_dir = "runs/default";
   NanPolicy nan_policy = NanPolicy::Skip;
   int64_t max_nan_skips = 20;
-  bool cuda_graph = false;  // reserved: validate_config rejects true (not implemented yet)
-  int64_t threads = 0;       // 0: LibTorch default
+  bool cuda_graph = false;     // reserved: validate_config rejects true (not implemented yet)
+  int64_t threads = 0;         // 0: LibTorch default
   double peak_tflops = 989.0;  // for MFU: dense bf16 peak of the GPU (H100 SXM: 989)
 };
 

@@ -38,9 +38,9 @@ class MoeImpl : public torch::nn::Module {
   at::Tensor aux_loss() const;
 
   ScaleNorm norm{nullptr};
-  at::Tensor w_router;                 // [E, C]
-  at::Tensor w_gate, w_up, w_down;     // [E, F, C], [E, F, C], [E, C, F]
-  at::Tensor s_gate, s_up, s_down;     // shared expert (optional): [F, C], [F, C], [C, F]
+  at::Tensor w_router;              // [E, C]
+  at::Tensor w_gate, w_up, w_down;  // [E, F, C], [E, F, C], [E, C, F]
+  at::Tensor s_gate, s_up, s_down;  // shared expert (optional): [F, C], [F, C], [C, F]
 
  private:
   MoeConfig moe_;

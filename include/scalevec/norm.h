@@ -77,7 +77,8 @@ class ScaleNormImpl : public torch::nn::Module {
   // g_out_b * (W (g_in_b * n)) for one branch, following opts.apply (weight or activation side).
   at::Tensor project(const at::Tensor& n, size_t b, const at::Tensor& weight) const;
   // All branches at once; in weight mode the 2-D branches share one matmul.
-  std::vector<at::Tensor> project_all(const at::Tensor& n, const std::vector<at::Tensor>& weights) const;
+  std::vector<at::Tensor> project_all(const at::Tensor& n,
+                                      const std::vector<at::Tensor>& weights) const;
 
   // Scale-vector tensors with their optimizer tags.
   void collect(const std::string& prefix, std::vector<NamedParam>& out) const;

@@ -12,10 +12,14 @@ namespace scalevec {
 enum class ParamGroup { Matrix, Embedding, InputNorm, OutputNorm };
 inline const char* to_string(ParamGroup g) {
   switch (g) {
-    case ParamGroup::Matrix: return "matrix";
-    case ParamGroup::Embedding: return "embedding";
-    case ParamGroup::InputNorm: return "input_norm";
-    case ParamGroup::OutputNorm: return "output_norm";
+    case ParamGroup::Matrix:
+      return "matrix";
+    case ParamGroup::Embedding:
+      return "embedding";
+    case ParamGroup::InputNorm:
+      return "input_norm";
+    case ParamGroup::OutputNorm:
+      return "output_norm";
   }
   return "?";
 }

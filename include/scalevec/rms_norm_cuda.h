@@ -21,7 +21,9 @@ bool fused_rms_norm_available(const at::Tensor& x);
 // The fused path; falls back to the reference for inputs where fused_rms_norm_available is false.
 at::Tensor fused_rms_normalize(const at::Tensor& x, double eps);
 #else
-inline bool fused_rms_norm_available(const at::Tensor&) { return false; }
+inline bool fused_rms_norm_available(const at::Tensor&) {
+  return false;
+}
 inline at::Tensor fused_rms_normalize(const at::Tensor& x, double eps) {
   return rms_normalize_reference(x, eps);
 }

@@ -15,8 +15,8 @@
 #include "scalevec/config.h"
 #include "scalevec/data.h"
 #include "scalevec/dist.h"
-#include "scalevec/model.h"
 #include "scalevec/metrics.h"
+#include "scalevec/model.h"
 #include "scalevec/optim.h"
 
 namespace scalevec {
@@ -32,11 +32,11 @@ std::map<std::string, double> scale_statistics(TransformerImpl& model);
 std::vector<std::string> scale_statistic_columns(TransformerImpl& model);
 
 struct TrainerOptions {
-  bool resume = false;             // continue from the newest checkpoint in train.out_dir
-  std::string resume_from;         // or from this checkpoint file
-  int64_t stop_after = -1;         // stop (with a checkpoint) after this many steps in this run
-  bool synthetic_data = false;     // random tokens instead of shards (benchmarks)
-  bool write_outputs = true;       // metrics, logs, checkpoints, resolved config
+  bool resume = false;          // continue from the newest checkpoint in train.out_dir
+  std::string resume_from;      // or from this checkpoint file
+  int64_t stop_after = -1;      // stop (with a checkpoint) after this many steps in this run
+  bool synthetic_data = false;  // random tokens instead of shards (benchmarks)
+  bool write_outputs = true;    // metrics, logs, checkpoints, resolved config
 };
 
 struct TrainResult {

@@ -32,12 +32,14 @@ Args parse_args(int argc, char** argv, const std::vector<std::string>& flags) {
       if (i + 1 >= argc) throw UsageError("--" + name + " needs a value");
       value = argv[++i];
     }
-    if (name == "config") a.config_path = value;
+    if (name == "config")
+      a.config_path = value;
     else if (name == "set") {
       if (value.find('=') == std::string::npos)
         throw UsageError("bad override '" + value + "': expected --set key=value");
       a.overrides.push_back(value);
-    } else a.options[name] = value;
+    } else
+      a.options[name] = value;
   }
   return a;
 }

@@ -19,7 +19,7 @@ class UsageError : public std::runtime_error {
 struct Args {
   std::string command;
   std::string config_path;
-  std::vector<std::string> overrides;         // from --set
+  std::vector<std::string> overrides;          // from --set
   std::map<std::string, std::string> options;  // --name VALUE (or "" for a bare flag)
 
   bool has(const std::string& name) const { return options.count(name) > 0; }

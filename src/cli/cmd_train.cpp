@@ -1,9 +1,9 @@
 // train, eval, bench and prepare-data subcommands.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <fstream>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 
 #include "commands.h"
@@ -88,15 +88,17 @@ int cmd_bench(const Args& args) {
   const double mfu = tflops / t.peak_tflops;
   const double peak_gib = compat::cuda_peak_memory_bytes() / double(1 << 30);
   std::ostringstream json;
-  json << "{\"config\": \"" << args.config_path << "\", \"device\": \"" << compat::cuda_device_name()
-       << "\", \"params\": " << trainer.model().num_params() << ", \"tokens_per_step\": " << tokens
-       << ", \"ms_per_step_median\": " << median << ", \"ms_per_step_mean\": " << mean
-       << ", \"ms_per_step_min\": " << sorted.front() << ", \"ms_per_step_max\": " << sorted.back()
-       << ", \"tokens_per_s\": " << tok_s << ", \"tflops\": " << tflops << ", \"mfu\": " << mfu
+  json << "{\"config\": \"" << args.config_path << "\", \"device\": \""
+       << compat::cuda_device_name() << "\", \"params\": " << trainer.model().num_params()
+       << ", \"tokens_per_step\": " << tokens << ", \"ms_per_step_median\": " << median
+       << ", \"ms_per_step_mean\": " << mean << ", \"ms_per_step_min\": " << sorted.front()
+       << ", \"ms_per_step_max\": " << sorted.back() << ", \"tokens_per_s\": " << tok_s
+       << ", \"tflops\": " << tflops << ", \"mfu\": " << mfu
        << ", \"peak_memory_gib\": " << peak_gib << ", \"steps\": " << ms.size() << "}";
   std::cout << "bench " << args.config_path << " on " << compat::cuda_device_name() << ": "
-            << median << " ms/step (median of " << ms.size() << "), " << tok_s / 1e3 << "k tokens/s, "
-            << tflops << " TFLOP/s, MFU " << mfu * 100 << "%, peak memory " << peak_gib << " GiB\n";
+            << median << " ms/step (median of " << ms.size() << "), " << tok_s / 1e3
+            << "k tokens/s, " << tflops << " TFLOP/s, MFU " << mfu * 100 << "%, peak memory "
+            << peak_gib << " GiB\n";
   std::cout << json.str() << "\n";
   if (args.has("json")) {
     std::ofstream f(args.get("json"));

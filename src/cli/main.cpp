@@ -8,7 +8,8 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(scalevec: pre-train dense and MoE transformers and ablate norm scale vectors
+constexpr const char* kUsage =
+    R"(scalevec: pre-train dense and MoE transformers and ablate norm scale vectors
 
 usage: scalevec <command> --config FILE [--set key=value ...] [options]
 

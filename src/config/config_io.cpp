@@ -96,10 +96,13 @@ void load_document(const YAML::Node& root, const std::string& name, const fs::pa
   if (!root.IsMap()) throw ConfigError(name + ": the top level of a config must be a mapping");
   if (const YAML::Node defaults = root["defaults"]) {
     std::vector<std::string> bases;
-    if (defaults.IsScalar()) bases.push_back(defaults.as<std::string>());
+    if (defaults.IsScalar())
+      bases.push_back(defaults.as<std::string>());
     else if (defaults.IsSequence())
       for (const auto& d : defaults) bases.push_back(d.as<std::string>());
-    else throw ConfigError("defaults: expected a file name or a list of them (" + where_of(name, defaults) + ")");
+    else
+      throw ConfigError("defaults: expected a file name or a list of them (" +
+                        where_of(name, defaults) + ")");
     for (const auto& b : bases) {
       const fs::path p = fs::path(b).is_absolute() ? fs::path(b) : base_dir / b;
       if (!fs::exists(p))
@@ -143,9 +146,9 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 template <typename E>
 struct EnumValues;
-#define SCALEVEC_ENUM_VALUES(E, ...) \
-  template <>                        \
-  struct EnumValues<E> {             \
+#define SCALEVEC_ENUM_VALUES(E, ...)          \
+  template <>                                 \
+  struct EnumValues<E> {                      \
     static constexpr E all[] = {__VA_ARGS__}; \
   };
 SCALEVEC_ENUM_VALUES(NormVariant, NormVariant::None, NormVariant::Standard, NormVariant::Branch,
@@ -155,7 +158,8 @@ SCALEVEC_ENUM_VALUES(MagnitudeShape, MagnitudeShape::Scalar, MagnitudeShape::Per
 SCALEVEC_ENUM_VALUES(MagDirDecay, MagDirDecay::Magnitude, MagDirDecay::Direction, MagDirDecay::Both,
                      MagDirDecay::Neither)
 SCALEVEC_ENUM_VALUES(ScaleApply, ScaleApply::Weight, ScaleApply::Activation)
-SCALEVEC_ENUM_VALUES(AttentionKernel, AttentionKernel::Auto, AttentionKernel::Math, AttentionKernel::Fused)
+SCALEVEC_ENUM_VALUES(AttentionKernel, AttentionKernel::Auto, AttentionKernel::Math,
+                     AttentionKernel::Fused)
 SCALEVEC_ENUM_VALUES(OptimizerKind, OptimizerKind::AdamW, OptimizerKind::Muon)
 SCALEVEC_ENUM_VALUES(ScheduleKind, ScheduleKind::Cosine, ScheduleKind::Wsd, ScheduleKind::Constant)
 SCALEVEC_ENUM_VALUES(NanPolicy, NanPolicy::Skip, NanPolicy::Stop)
@@ -211,15 +215,19 @@ class Reader {
     out = s;
   }
   void parse(const std::string& key, const RawValue& v, const std::string& s, bool& out) {
-    if (s == "true" || s == "True" || s == "yes" || s == "on") out = true;
-    else if (s == "false" || s == "False" || s == "no" || s == "off") out = false;
-    else fail(key, v, "expected true or false, got '" + s + "'");
+    if (s == "true" || s == "True" || s == "yes" || s == "on")
+      out = true;
+    else if (s == "false" || s == "False" || s == "no" || s == "off")
+      out = false;
+    else
+      fail(key, v, "expected true or false, got '" + s + "'");
   }
   void parse(const std::string& key, const RawValue& v, const std::string& s, double& out) {
     char* end = nullptr;
     errno = 0;
     const double d = std::strtod(s.c_str(), &end);
-    if (s.empty() || *end != '\0' || errno == ERANGE) return fail(key, v, "expected a number, got '" + s + "'");
+    if (s.empty() || *end != '\0' || errno == ERANGE)
+      return fail(key, v, "expected a number, got '" + s + "'");
     out = d;
   }
   void parse(const std::string& key, const RawValue& v, const std::string& s, int64_t& out) {
@@ -318,8 +326,9 @@ void visit_per_group(V& v, const std::string& p, P& g) {
   v(p + ".output_norm", g.output_norm);
 }
 
-constexpr NormPosition kPositions[] = {NormPosition::PreAttn, NormPosition::PreFfn, NormPosition::Qk,
-                                       NormPosition::Final, NormPosition::BranchOut};
+constexpr NormPosition kPositions[] = {NormPosition::PreAttn, NormPosition::PreFfn,
+                                       NormPosition::Qk, NormPosition::Final,
+                                       NormPosition::BranchOut};
 
 // The single list of config keys: reading, writing and key listing all walk it.
 template <typename V, typename C>
@@ -479,15 +488,18 @@ void validate_config(const Config& c) {
   };
   const auto& m = c.model;
   // Reserved key: refusing it beats silently training without the capture the user asked for.
-  check(!c.train.cuda_graph, "train.cuda_graph: CUDA graph capture of the step is not implemented yet");
+  check(!c.train.cuda_graph,
+        "train.cuda_graph: CUDA graph capture of the step is not implemented yet");
   check(m.vocab_size > 0, "model.vocab_size must be > 0");
-  check(m.d_model > 0 && m.n_layers > 0 && m.n_heads > 0, "model.d_model, n_layers, n_heads must be > 0");
-  check(m.n_heads > 0 && m.d_model % m.n_heads == 0,
-        "model.d_model (" + std::to_string(m.d_model) + ") must be divisible by model.n_heads (" +
-            std::to_string(m.n_heads) + ")");
+  check(m.d_model > 0 && m.n_layers > 0 && m.n_heads > 0,
+        "model.d_model, n_layers, n_heads must be > 0");
+  check(m.n_heads > 0 && m.d_model % m.n_heads == 0, "model.d_model (" + std::to_string(m.d_model) +
+                                                         ") must be divisible by model.n_heads (" +
+                                                         std::to_string(m.n_heads) + ")");
   check(m.n_kv_heads >= 0 && m.kv_heads() > 0 && m.n_heads % m.kv_heads() == 0,
         "model.n_heads must be divisible by model.n_kv_heads");
-  check(m.n_heads > 0 && (m.d_model / m.n_heads) % 2 == 0, "head dim (model.d_model / model.n_heads) must be even for RoPE");
+  check(m.n_heads > 0 && (m.d_model / m.n_heads) % 2 == 0,
+        "head dim (model.d_model / model.n_heads) must be even for RoPE");
   check(m.max_seq_len > 0, "model.max_seq_len must be > 0");
   check(m.init_std > 0, "model.init_std must be > 0");
   if (m.moe.enabled) {
@@ -499,32 +511,35 @@ void validate_config(const Config& c) {
   for (NormPosition p : kPositions) {
     const auto& n = m.norm.at(p);
     check(n.eps > 0, std::string("model.norm.") + to_string(p) + ".eps must be > 0");
-    check(n.gamma_init > 0 || n.variant == NormVariant::Standard || n.variant == NormVariant::Branch ||
-              n.variant == NormVariant::Relocated || n.variant == NormVariant::None,
+    check(n.gamma_init > 0 || n.variant == NormVariant::Standard ||
+              n.variant == NormVariant::Branch || n.variant == NormVariant::Relocated ||
+              n.variant == NormVariant::None,
           std::string("model.norm.") + to_string(p) + ".gamma_init must be > 0 for magdir/unified");
     if (n.magnitude == MagnitudeShape::PerHead && p != NormPosition::Qk)
       check(m.d_model % m.n_heads == 0, "per_head magnitude needs d_model divisible by n_heads");
   }
   const auto& o = c.optim;
   check(o.lr > 0, "optim.lr must be > 0");
-  check(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)");
+  check(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1,
+        "optim.beta1/beta2 must be in [0, 1)");
   check(o.eps > 0, "optim.eps must be > 0");
   check(o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0 disables)");
-  check(o.weight_decay.matrix >= 0 && o.weight_decay.embedding >= 0 && o.weight_decay.input_norm >= 0 &&
-            o.weight_decay.output_norm >= 0,
+  check(o.weight_decay.matrix >= 0 && o.weight_decay.embedding >= 0 &&
+            o.weight_decay.input_norm >= 0 && o.weight_decay.output_norm >= 0,
         "optim.weight_decay.* must be >= 0");
   check(o.muon_ns_steps >= 1, "optim.muon_ns_steps must be >= 1");
   const auto& s = c.schedule;
   check(s.warmup_steps >= 0, "schedule.warmup_steps must be >= 0");
   check(s.min_lr_ratio >= 0 && s.min_lr_ratio <= 1, "schedule.min_lr_ratio must be in [0, 1]");
-  check(s.decay_fraction >= 0 && s.decay_fraction <= 1, "schedule.decay_fraction must be in [0, 1]");
+  check(s.decay_fraction >= 0 && s.decay_fraction <= 1,
+        "schedule.decay_fraction must be in [0, 1]");
   const auto& t = c.train;
   check(t.steps > 0, "train.steps must be > 0");
   check(t.batch_size > 0, "train.batch_size must be > 0");
   check(t.grad_accum >= 1, "train.grad_accum must be >= 1");
   check(t.seq_len > 0 && t.seq_len <= m.max_seq_len,
-        "train.seq_len (" + std::to_string(t.seq_len) + ") must be in [1, model.max_seq_len = " +
-            std::to_string(m.max_seq_len) + "]");
+        "train.seq_len (" + std::to_string(t.seq_len) +
+            ") must be in [1, model.max_seq_len = " + std::to_string(m.max_seq_len) + "]");
   check(t.device == "auto" || t.device == "cpu" || t.device.rfind("cuda", 0) == 0,
         "train.device must be auto, cpu or cuda[:N], got '" + t.device + "'");
   check(t.log_every >= 1 && t.eval_every >= 0 && t.ckpt_every >= 0 && t.keep_last >= 1,

@@ -44,14 +44,16 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& cfg)
-    : n_heads_(cfg.n_heads), n_kv_heads_(cfg.kv_heads()), head_dim_(cfg.head_dim()),
+    : n_heads_(cfg.n_heads),
+      n_kv_heads_(cfg.kv_heads()),
+      head_dim_(cfg.head_dim()),
       kernel_(cfg.attention) {
   TORCH_CHECK(!(cfg.attention == AttentionKernel::Fused && !compat::kHasFusedSdpa),
               "model.attention=fused needs LibTorch >= 2.0; use auto or math");
   const int64_t C = cfg.d_model, kv = n_kv_heads_ * head_dim_;
-  norm = register_module("norm", ScaleNorm(NormPosition::PreAttn, cfg.norm.pre_attn, C,
-                                           std::vector<NormBranch>{{"q", C}, {"k", kv}, {"v", kv}},
-                                           cfg.n_heads));
+  norm = register_module(
+      "norm", ScaleNorm(NormPosition::PreAttn, cfg.norm.pre_attn, C,
+                        std::vector<NormBranch>{{"q", C}, {"k", kv}, {"v", kv}}, cfg.n_heads));
   if (cfg.qk_norm) {
     q_norm = register_module("q_norm", ScaleNorm(NormPosition::Qk, cfg.norm.qk, head_dim_));
     k_norm = register_module("k_norm", ScaleNorm(NormPosition::Qk, cfg.norm.qk, head_dim_));

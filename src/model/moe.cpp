@@ -84,10 +84,12 @@ at::Tensor MoeImpl::forward(const at::Tensor& x) {
   at::Tensor y = at::zeros({N, d_model_}, x.options());
   if (!outs.empty()) {
     const at::Tensor expert_out = at::cat(outs, 0);
-    y = y.index_add(0, token_of, (expert_out * w_sorted.to(expert_out.scalar_type())).to(y.scalar_type()));
+    y = y.index_add(0, token_of,
+                    (expert_out * w_sorted.to(expert_out.scalar_type())).to(y.scalar_type()));
   }
   if (moe_.shared_expert) {
-    const at::Tensor h = at::silu(norm->project(n, kSharedGate, s_gate)) * norm->project(n, kSharedUp, s_up);
+    const at::Tensor h =
+        at::silu(norm->project(n, kSharedGate, s_gate)) * norm->project(n, kSharedUp, s_up);
     y = y + at::matmul(h, s_down.t()).to(y.scalar_type());
   }
   return y.reshape(shape);

@@ -10,11 +10,15 @@ namespace scalevec {
 
 BlockImpl::BlockImpl(const ModelConfig& cfg) {
   attn = register_module("attn", Attention(cfg));
-  if (cfg.moe.enabled) moe = register_module("moe", Moe(cfg));
-  else mlp = register_module("mlp", SwiGlu(cfg));
+  if (cfg.moe.enabled)
+    moe = register_module("moe", Moe(cfg));
+  else
+    mlp = register_module("mlp", SwiGlu(cfg));
   if (cfg.branch_out_norm) {
-    attn_out_norm = register_module("attn_out_norm", ScaleNorm(NormPosition::BranchOut, cfg.norm.branch_out, cfg.d_model));
-    ffn_out_norm = register_module("ffn_out_norm", ScaleNorm(NormPosition::BranchOut, cfg.norm.branch_out, cfg.d_model));
+    attn_out_norm = register_module(
+        "attn_out_norm", ScaleNorm(NormPosition::BranchOut, cfg.norm.branch_out, cfg.d_model));
+    ffn_out_norm = register_module(
+        "ffn_out_norm", ScaleNorm(NormPosition::BranchOut, cfg.norm.branch_out, cfg.d_model));
   }
 }
 
@@ -27,7 +31,9 @@ at::Tensor BlockImpl::forward(const at::Tensor& x, const Rope& rope) {
   return h + f;
 }
 
-at::Tensor BlockImpl::aux_loss() const { return moe ? moe->aux_loss() : at::Tensor(); }
+at::Tensor BlockImpl::aux_loss() const {
+  return moe ? moe->aux_loss() : at::Tensor();
+}
 
 TransformerImpl::TransformerImpl(const ModelConfig& cfg, uint64_t seed) : cfg_(cfg) {
   const int64_t V = cfg.vocab_size, C = cfg.d_model;
@@ -35,9 +41,9 @@ TransformerImpl::TransformerImpl(const ModelConfig& cfg, uint64_t seed) : cfg_(c
   if (!cfg.tie_embeddings) lm_head = register_parameter("lm_head", at::empty({V, C}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) blocks->push_back(Block(cfg));
-  final_norm = register_module("final_norm", ScaleNorm(NormPosition::Final, cfg.norm.final, C,
-                                                       std::vector<NormBranch>{{"lm_head", V}},
-                                                       cfg.n_heads));
+  final_norm = register_module("final_norm",
+                               ScaleNorm(NormPosition::Final, cfg.norm.final, C,
+                                         std::vector<NormBranch>{{"lm_head", V}}, cfg.n_heads));
   rope_ = Rope::build(cfg.max_seq_len, cfg.head_dim(), cfg.rope_theta);
   rope_.cos = register_buffer("rope_cos", rope_.cos);
   rope_.sin = register_buffer("rope_sin", rope_.sin);
@@ -89,8 +95,8 @@ at::Tensor TransformerImpl::forward(const at::Tensor& tokens) {
 
 LossOutput TransformerImpl::loss(const at::Tensor& tokens, const at::Tensor& targets) {
   const at::Tensor logits = forward(tokens);
-  TORCH_CHECK(targets.sizes() == tokens.sizes(), "targets ", targets.sizes(),
-              " must match tokens ", tokens.sizes());
+  TORCH_CHECK(targets.sizes() == tokens.sizes(), "targets ", targets.sizes(), " must match tokens ",
+              tokens.sizes());
   LossOutput out;
   // Cross-entropy in float32 even under bf16 autocast.
   out.ce = at::cross_entropy_loss(at_least_float32(logits.reshape({-1, logits.size(-1)})),
@@ -128,8 +134,10 @@ std::vector<NamedParam> TransformerImpl::named_params() const {
       out.push_back(p);
       continue;
     }
-    const bool is_embedding = item.value().is_same(tok_emb) || (lm_head.defined() && item.value().is_same(lm_head));
-    out.push_back({item.key(), item.value(), is_embedding ? ParamGroup::Embedding : ParamGroup::Matrix, true});
+    const bool is_embedding =
+        item.value().is_same(tok_emb) || (lm_head.defined() && item.value().is_same(lm_head));
+    out.push_back({item.key(), item.value(),
+                   is_embedding ? ParamGroup::Embedding : ParamGroup::Matrix, true});
   }
   return out;
 }

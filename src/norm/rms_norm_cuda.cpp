@@ -19,8 +19,8 @@ namespace scalevec {
 namespace {
 
 void check_cuda(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, "scalevec fused RMS norm ", what, " failed: ",
-              cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess, "scalevec fused RMS norm ", what,
+              " failed: ", cudaGetErrorString(err));
 }
 
 // x is contiguous; rows = numel / cols.
@@ -29,10 +29,10 @@ void run_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& rstd, int64_t r
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
   const float feps = static_cast<float>(eps);
   if (x.scalar_type() == at::kFloat) {
-    check_cuda(kernels::launch_rms_norm_forward<float>(x.data_ptr<float>(), y.data_ptr<float>(),
-                                                       rstd.data_ptr<float>(), rows, cols, feps,
-                                                       stream),
-               "forward");
+    check_cuda(
+        kernels::launch_rms_norm_forward<float>(x.data_ptr<float>(), y.data_ptr<float>(),
+                                                rstd.data_ptr<float>(), rows, cols, feps, stream),
+        "forward");
   } else {
     TORCH_CHECK(x.scalar_type() == at::kBFloat16, "fused RMS norm: unsupported dtype ",
                 x.scalar_type());
@@ -44,8 +44,8 @@ void run_forward(const at::Tensor& x, at::Tensor& y, at::Tensor& rstd, int64_t r
   }
 }
 
-void run_backward(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& rstd,
-                  at::Tensor& dx, int64_t rows, int64_t cols) {
+void run_backward(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& rstd, at::Tensor& dx,
+                  int64_t rows, int64_t cols) {
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
   if (x.scalar_type() == at::kFloat) {
     check_cuda(kernels::launch_rms_norm_backward<float>(x.data_ptr<float>(), dy.data_ptr<float>(),
@@ -55,13 +55,13 @@ void run_backward(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& r
   } else {
     TORCH_CHECK(x.scalar_type() == at::kBFloat16, "fused RMS norm: unsupported dtype ",
                 x.scalar_type());
-    check_cuda(kernels::launch_rms_norm_backward<__nv_bfloat16>(
-                   reinterpret_cast<const __nv_bfloat16*>(x.data_ptr<at::BFloat16>()),
-                   reinterpret_cast<const __nv_bfloat16*>(dy.data_ptr<at::BFloat16>()),
-                   rstd.data_ptr<float>(),
-                   reinterpret_cast<__nv_bfloat16*>(dx.data_ptr<at::BFloat16>()), rows, cols,
-                   stream),
-               "backward");
+    check_cuda(
+        kernels::launch_rms_norm_backward<__nv_bfloat16>(
+            reinterpret_cast<const __nv_bfloat16*>(x.data_ptr<at::BFloat16>()),
+            reinterpret_cast<const __nv_bfloat16*>(dy.data_ptr<at::BFloat16>()),
+            rstd.data_ptr<float>(), reinterpret_cast<__nv_bfloat16*>(dx.data_ptr<at::BFloat16>()),
+            rows, cols, stream),
+        "backward");
   }
 }
 

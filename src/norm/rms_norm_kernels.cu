@@ -21,13 +21,19 @@ constexpr int kMaxVecsPerLane = 8;
 // Warps per block in warp mode (rows per block).
 constexpr int kWarpsPerBlockWarpMode = 4;
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
 
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
@@ -51,7 +57,8 @@ __device__ __forceinline__ void store_pack(T* row, int64_t vec_index, const Pack
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  for (int offset = kWarp / 2; offset > 0; offset >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
 
@@ -171,9 +178,13 @@ __global__ void rms_norm_backward_kernel(const T* __restrict__ x, const T* __res
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
 
-int round_up_warp(int64_t n) { return static_cast<int>((n + kWarp - 1) / kWarp * kWarp); }
+int round_up_warp(int64_t n) {
+  return static_cast<int>((n + kWarp - 1) / kWarp * kWarp);
+}
 
 // Launch geometry for rows of `nvec` vectors: warp mode or block mode.
 struct Geometry {
@@ -187,8 +198,8 @@ Geometry plan(int64_t rows, int64_t nvec) {
   if (nvec <= static_cast<int64_t>(kWarp) * kMaxVecsPerLane) {
     g.warp_per_row = true;
     g.block = dim3(kWarp, kWarpsPerBlockWarpMode, 1);
-    g.grid = dim3(static_cast<unsigned>((rows + kWarpsPerBlockWarpMode - 1) / kWarpsPerBlockWarpMode),
-                  1, 1);
+    g.grid = dim3(
+        static_cast<unsigned>((rows + kWarpsPerBlockWarpMode - 1) / kWarpsPerBlockWarpMode), 1, 1);
   } else {
     // About four vectors per thread, between 2 and 32 warps.
     int threads = round_up_warp((nvec + 3) / 4);
@@ -207,11 +218,14 @@ template <typename T, int VEC>
 cudaError_t forward_with(const T* x, T* y, float* rstd, int64_t rows, int64_t cols, float eps,
                          cudaStream_t stream) {
   const Geometry g = plan(rows, cols / VEC);
-  if (g.grid.x == 0 || static_cast<int64_t>(g.grid.x) > kMaxGrid) return cudaErrorInvalidConfiguration;
+  if (g.grid.x == 0 || static_cast<int64_t>(g.grid.x) > kMaxGrid)
+    return cudaErrorInvalidConfiguration;
   if (g.warp_per_row) {
-    rms_norm_forward_kernel<T, VEC, true><<<g.grid, g.block, 0, stream>>>(x, y, rstd, rows, cols, eps);
+    rms_norm_forward_kernel<T, VEC, true>
+        <<<g.grid, g.block, 0, stream>>>(x, y, rstd, rows, cols, eps);
   } else {
-    rms_norm_forward_kernel<T, VEC, false><<<g.grid, g.block, 0, stream>>>(x, y, rstd, rows, cols, eps);
+    rms_norm_forward_kernel<T, VEC, false>
+        <<<g.grid, g.block, 0, stream>>>(x, y, rstd, rows, cols, eps);
   }
   return cudaGetLastError();
 }
@@ -220,11 +234,14 @@ template <typename T, int VEC>
 cudaError_t backward_with(const T* x, const T* dy, const float* rstd, T* dx, int64_t rows,
                           int64_t cols, cudaStream_t stream) {
   const Geometry g = plan(rows, cols / VEC);
-  if (g.grid.x == 0 || static_cast<int64_t>(g.grid.x) > kMaxGrid) return cudaErrorInvalidConfiguration;
+  if (g.grid.x == 0 || static_cast<int64_t>(g.grid.x) > kMaxGrid)
+    return cudaErrorInvalidConfiguration;
   if (g.warp_per_row) {
-    rms_norm_backward_kernel<T, VEC, true><<<g.grid, g.block, 0, stream>>>(x, dy, rstd, dx, rows, cols);
+    rms_norm_backward_kernel<T, VEC, true>
+        <<<g.grid, g.block, 0, stream>>>(x, dy, rstd, dx, rows, cols);
   } else {
-    rms_norm_backward_kernel<T, VEC, false><<<g.grid, g.block, 0, stream>>>(x, dy, rstd, dx, rows, cols);
+    rms_norm_backward_kernel<T, VEC, false>
+        <<<g.grid, g.block, 0, stream>>>(x, dy, rstd, dx, rows, cols);
   }
   return cudaGetLastError();
 }

@@ -21,16 +21,20 @@ NormRole role_of(NormPosition position) {
   switch (position) {
     case NormPosition::PreAttn:
     case NormPosition::PreFfn:
-    case NormPosition::Final: return NormRole::Input;
+    case NormPosition::Final:
+      return NormRole::Input;
     case NormPosition::Qk:
-    case NormPosition::BranchOut: return NormRole::Output;
+    case NormPosition::BranchOut:
+      return NormRole::Output;
   }
   return NormRole::Input;
 }
 
 namespace {
 
-bool is_magdir(NormVariant v) { return v == NormVariant::MagDir || v == NormVariant::Unified; }
+bool is_magdir(NormVariant v) {
+  return v == NormVariant::MagDir || v == NormVariant::Unified;
+}
 
 int64_t magnitude_groups(const NormOptions& opts, int64_t dim, int64_t heads) {
   if (opts.magnitude == MagnitudeShape::Scalar || heads <= 1 || dim % heads != 0) return 1;
@@ -41,14 +45,17 @@ int64_t magnitude_groups(const NormOptions& opts, int64_t dim, int64_t heads) {
 
 ScaleNormImpl::ScaleNormImpl(NormPosition position, const NormOptions& opts, int64_t dim,
                              std::vector<NormBranch> branches, int64_t heads)
-    : position_(position), role_(role_of(position)), opts_(opts), dim_(dim),
+    : position_(position),
+      role_(role_of(position)),
+      opts_(opts),
+      dim_(dim),
       branches_(std::move(branches)) {
   TORCH_CHECK(dim > 0, "norm at ", to_string(position), " needs dim > 0");
   const NormVariant v = opts.variant;
   const bool magdir = is_magdir(v);
   auto make = [&](const std::string& name, int64_t copies, int64_t d) {
-    auto sv = register_module(name, ScaleVector(copies, d, opts.gamma_init, magdir,
-                                                magnitude_groups(opts, d, heads)));
+    auto sv = register_module(
+        name, ScaleVector(copies, d, opts.gamma_init, magdir, magnitude_groups(opts, d, heads)));
     owned_.push_back(sv);
     return sv;
   };
@@ -84,7 +91,8 @@ at::Tensor ScaleNormImpl::forward(const at::Tensor& x) {
 }
 
 at::Tensor ScaleNormImpl::input_scale(size_t b) const {
-  if (branches_.empty() || in_scales_.empty()) return owned_.empty() ? at::Tensor() : owned_[0]->value();
+  if (branches_.empty() || in_scales_.empty())
+    return owned_.empty() ? at::Tensor() : owned_[0]->value();
   TORCH_CHECK(b < branches_.size(), "branch index ", b, " out of range");
   return in_scales_[b] ? in_scales_[b]->value() : at::Tensor();
 }
@@ -104,7 +112,8 @@ at::Tensor ScaleNormImpl::scaled_weight(size_t b, const at::Tensor& weight) cons
 }
 
 at::Tensor ScaleNormImpl::project(const at::Tensor& n, size_t b, const at::Tensor& weight) const {
-  if (opts_.apply == ScaleApply::Weight) return at::matmul(n, scaled_weight(b, weight).transpose(-1, -2));
+  if (opts_.apply == ScaleApply::Weight)
+    return at::matmul(n, scaled_weight(b, weight).transpose(-1, -2));
   TORCH_CHECK(weight.dim() == 2, "activation-side scaling supports 2-D weights only (norm at ",
               to_string(position_), ")");
   const at::Tensor gi = input_scale(b);

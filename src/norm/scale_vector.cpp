@@ -9,9 +9,10 @@ ScaleVectorImpl::ScaleVectorImpl(int64_t copies, int64_t dim, double init, bool 
     : magdir_(magdir), groups_(groups) {
   TORCH_CHECK(dim > 0 && copies > 0, "scale vector needs positive dims, got copies=", copies,
               " dim=", dim);
-  TORCH_CHECK(groups >= 1 && dim % groups == 0, "scale vector dim ", dim,
-              " is not divisible into ", groups, " magnitude groups");
-  std::vector<int64_t> shape = copies > 1 ? std::vector<int64_t>{copies, dim} : std::vector<int64_t>{dim};
+  TORCH_CHECK(groups >= 1 && dim % groups == 0, "scale vector dim ", dim, " is not divisible into ",
+              groups, " magnitude groups");
+  std::vector<int64_t> shape =
+      copies > 1 ? std::vector<int64_t>{copies, dim} : std::vector<int64_t>{dim};
   if (!magdir_) {
     gamma_ = register_parameter("gamma", at::full(shape, init, at::kFloat));
     return;

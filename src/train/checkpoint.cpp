@@ -27,7 +27,9 @@ void fsync_path(const std::string& path) {
   }
 }
 
-at::Tensor scalar(int64_t v) { return at::tensor(std::vector<int64_t>{v}, at::kLong); }
+at::Tensor scalar(int64_t v) {
+  return at::tensor(std::vector<int64_t>{v}, at::kLong);
+}
 
 int64_t read_scalar(torch::serialize::InputArchive& a, const std::string& key) {
   at::Tensor t;
@@ -48,7 +50,8 @@ std::vector<std::string> list_checkpoints(const std::string& out_dir) {
   if (!fs::is_directory(out_dir)) return out;
   for (const auto& e : fs::directory_iterator(out_dir)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("ckpt_", 0) == 0 && e.path().extension() == ".pt") out.push_back(e.path().string());
+    if (name.rfind("ckpt_", 0) == 0 && e.path().extension() == ".pt")
+      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());  // zero-padded step numbers sort by step
   return out;
@@ -60,7 +63,8 @@ void save_checkpoint(const std::string& path, TransformerImpl& model, const Opti
   root.write("format_version", scalar(kFormatVersion));
   torch::serialize::OutputArchive weights;
   for (const auto& p : model.named_parameters()) weights.write(p.key(), p.value().detach().cpu());
-  for (const auto& b : model.named_buffers()) weights.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
+  for (const auto& b : model.named_buffers())
+    weights.write(b.key(), b.value().cpu(), /*is_buffer=*/true);
   root.write("model", weights);
   torch::serialize::OutputArchive opt;
   optimizer.save(opt);
@@ -81,7 +85,8 @@ void save_checkpoint(const std::string& path, TransformerImpl& model, const Opti
   fsync_path(fs::path(path).parent_path().string());
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model, Optimizer* optimizer) {
+LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model,
+                                 Optimizer* optimizer) {
   if (!fs::exists(path)) throw CheckpointError("checkpoint not found: " + path);
   torch::serialize::InputArchive root;
   try {
@@ -93,8 +98,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model
   try {
     const int64_t version = read_scalar(root, "format_version");
     if (version != kFormatVersion)
-      throw CheckpointError("checkpoint " + path + " has format version " + std::to_string(version) +
-                            ", this build reads " + std::to_string(kFormatVersion));
+      throw CheckpointError("checkpoint " + path + " has format version " +
+                            std::to_string(version) + ", this build reads " +
+                            std::to_string(kFormatVersion));
     torch::serialize::InputArchive weights;
     root.read("model", weights);
     at::NoGradGuard no_grad;
@@ -105,7 +111,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model
                               "': it was written by a different model config");
       if (src.sizes() != dst.sizes())
         throw CheckpointError("checkpoint " + path + ": tensor '" + name + "' has shape " +
-                              c10::str(src.sizes()) + " but the model expects " + c10::str(dst.sizes()));
+                              c10::str(src.sizes()) + " but the model expects " +
+                              c10::str(dst.sizes()));
       dst.copy_(src);
     };
     for (auto& p : model.named_parameters()) restore(p.key(), p.value(), false);
@@ -126,7 +133,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model
   } catch (const CheckpointError&) {
     throw;
   } catch (const std::exception& e) {
-    throw CheckpointError("cannot restore checkpoint " + path + ": " + std::string(e.what()).substr(0, 400));
+    throw CheckpointError("cannot restore checkpoint " + path + ": " +
+                          std::string(e.what()).substr(0, 400));
   }
 }
 

@@ -33,7 +33,8 @@ std::vector<std::string> scale_statistic_columns(TransformerImpl& model) {
     const std::string pos = to_string(norm->position());
     if (std::find(seen.begin(), seen.end(), pos) != seen.end()) continue;
     seen.push_back(pos);
-    for (const char* stat : {"mean", "std", "min", "max"}) cols.push_back("scale." + pos + "." + stat);
+    for (const char* stat : {"mean", "std", "min", "max"})
+      cols.push_back("scale." + pos + "." + stat);
   }
   return cols;
 }

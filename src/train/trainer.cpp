@@ -19,8 +19,12 @@ namespace {
 at::Device pick_device(const std::string& wanted, int local_rank) {
   if (wanted == "cpu") return at::Device(at::kCPU);
   const bool cuda = compat::cuda_available();
-  if (wanted == "auto") return cuda ? at::Device(at::kCUDA, local_rank % std::max(1, compat::cuda_device_count())) : at::Device(at::kCPU);
-  if (!cuda) throw std::runtime_error("train.device=" + wanted + " but no CUDA device is available in this build/machine");
+  if (wanted == "auto")
+    return cuda ? at::Device(at::kCUDA, local_rank % std::max(1, compat::cuda_device_count()))
+                : at::Device(at::kCPU);
+  if (!cuda)
+    throw std::runtime_error("train.device=" + wanted +
+                             " but no CUDA device is available in this build/machine");
   if (wanted == "cuda") return at::Device(at::kCUDA, local_rank);
   return at::Device(wanted);
 }
@@ -28,16 +32,21 @@ at::Device pick_device(const std::string& wanted, int local_rank) {
 std::string human(double v) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(1);
-  if (v >= 1e6) os << v / 1e6 << "M";
-  else if (v >= 1e3) os << v / 1e3 << "k";
-  else os << v;
+  if (v >= 1e6)
+    os << v / 1e6 << "M";
+  else if (v >= 1e3)
+    os << v / 1e3 << "k";
+  else
+    os << v;
   return os.str();
 }
 
 }  // namespace
 
 Trainer::Trainer(Config config, TrainerOptions options)
-    : cfg_(std::move(config)), opts_(std::move(options)), env_(dist_env_from_environment()),
+    : cfg_(std::move(config)),
+      opts_(std::move(options)),
+      env_(dist_env_from_environment()),
       device_(pick_device(cfg_.train.device, env_.local_rank)) {
   if (cfg_.train.threads > 0) {
     compat::set_cpu_threads(static_cast<int>(cfg_.train.threads));
@@ -50,7 +59,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
     fs::create_directories(cfg_.train.out_dir);
     log::add_file_sink((fs::path(cfg_.train.out_dir) / "train.log").string());
   }
-  comm_ = Communicator::create(env_, cfg_.dist.backend, device_, std::chrono::seconds(cfg_.dist.timeout_s));
+  comm_ = Communicator::create(env_, cfg_.dist.backend, device_,
+                               std::chrono::seconds(cfg_.dist.timeout_s));
 
   model_ = Transformer(cfg_.model, cfg_.train.seed);
   model_->to(device_);
@@ -72,29 +82,34 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                                     env_.rank, env_.world_size);
     const auto vocab = static_cast<int64_t>(train_data_->shard().vocab_size());
     if (vocab > cfg_.model.vocab_size)
-      throw std::runtime_error("shard " + cfg_.data.train_shard + " has vocab size " + std::to_string(vocab) +
-                               " but model.vocab_size is " + std::to_string(cfg_.model.vocab_size));
+      throw std::runtime_error("shard " + cfg_.data.train_shard + " has vocab size " +
+                               std::to_string(vocab) + " but model.vocab_size is " +
+                               std::to_string(cfg_.model.vocab_size));
   }
 
   std::string resume_path = opts_.resume_from;
   if (resume_path.empty() && opts_.resume) {
     const auto found = list_checkpoints(cfg_.train.out_dir);
-    if (found.empty()) log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
-    else resume_path = found.back();
+    if (found.empty())
+      log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
+    else
+      resume_path = found.back();
   }
   if (resume_path.empty() && opts_.write_outputs) {
     // A fresh start here would prune and overwrite the earlier run's checkpoints and metrics.
     const auto existing = list_checkpoints(cfg_.train.out_dir);
     if (!existing.empty())
-      throw std::runtime_error("train.out_dir " + cfg_.train.out_dir + " already holds a run (newest checkpoint " +
-                               existing.back() + "); pass --resume to continue it, or set another train.out_dir");
+      throw std::runtime_error("train.out_dir " + cfg_.train.out_dir +
+                               " already holds a run (newest checkpoint " + existing.back() +
+                               "); pass --resume to continue it, or set another train.out_dir");
   }
   if (!resume_path.empty()) {
     const auto loaded = load_checkpoint(resume_path, *model_, optimizer_.get());
     state_ = loaded.state;
     const Config saved = load_config_string(loaded.config_yaml, {}, resume_path + ":config");
     if (config_to_yaml(Config{saved.model}) != config_to_yaml(Config{cfg_.model}))
-      throw CheckpointError("checkpoint " + resume_path + " was written with a different model config; "
+      throw CheckpointError("checkpoint " + resume_path +
+                            " was written with a different model config; "
                             "resume with the config stored in it (see inspect-config)");
     log::info(log::cat("resumed from ", resume_path, " at step ", state_.step));
   }
@@ -107,13 +122,17 @@ Trainer::Trainer(Config config, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
-double Trainer::flops_per_token() const { return model_->flops_per_token(cfg_.train.seq_len); }
+double Trainer::flops_per_token() const {
+  return model_->flops_per_token(cfg_.train.seq_len);
+}
 
 Batch Trainer::micro_batch(int64_t step, int64_t micro) const {
   Batch b;
   if (opts_.synthetic_data) {
-    auto gen = compat::make_generator(cfg_.train.seed + 7919 * static_cast<uint64_t>(step * 64 + micro), at::Device(at::kCPU));
-    const at::Tensor t = at::randint(cfg_.model.vocab_size, {cfg_.train.batch_size, cfg_.train.seq_len + 1}, gen, at::kLong);
+    auto gen = compat::make_generator(
+        cfg_.train.seed + 7919 * static_cast<uint64_t>(step * 64 + micro), at::Device(at::kCPU));
+    const at::Tensor t = at::randint(
+        cfg_.model.vocab_size, {cfg_.train.batch_size, cfg_.train.seq_len + 1}, gen, at::kLong);
     b = {t.slice(1, 0, -1), t.slice(1, 1)};
   } else {
     b = train_data_->batch_at(step, micro);
@@ -149,12 +168,14 @@ double Trainer::train_step(int64_t step) {
   if (!std::isfinite(loss) || !std::isfinite(gn)) {
     ++state_.nan_skips;
     optimizer_->zero_grad();
-    const std::string what = log::cat("step ", step, ": non-finite loss ", loss, " / grad norm ", gn);
+    const std::string what =
+        log::cat("step ", step, ": non-finite loss ", loss, " / grad norm ", gn);
     if (cfg_.train.nan_policy == NanPolicy::Stop)
       throw std::runtime_error(what + " (train.nan_policy=stop; last checkpoint kept)");
     if (state_.nan_skips > cfg_.train.max_nan_skips)
-      throw std::runtime_error(what + ": more than train.max_nan_skips=" + std::to_string(cfg_.train.max_nan_skips) +
-                               " skipped steps; stopping (last checkpoint kept)");
+      throw std::runtime_error(
+          what + ": more than train.max_nan_skips=" + std::to_string(cfg_.train.max_nan_skips) +
+          " skipped steps; stopping (last checkpoint kept)");
     log::warn(what + ", update skipped");
     last_grad_norm_ = gn;
     return loss;
@@ -195,8 +216,9 @@ TrainResult Trainer::run() {
   const auto& t = cfg_.train;
   std::unique_ptr<MetricsWriter> metrics;
   if (opts_.write_outputs && env_.rank == 0)
-    metrics = std::make_unique<MetricsWriter>(t.out_dir, scale_statistic_columns(*model_),
-                                              state_.step > 0 ? std::optional<int64_t>(state_.step) : std::nullopt);
+    metrics = std::make_unique<MetricsWriter>(
+        t.out_dir, scale_statistic_columns(*model_),
+        state_.step > 0 ? std::optional<int64_t>(state_.step) : std::nullopt);
   const int64_t tokens_per_step = t.batch_size * t.seq_len * t.grad_accum * env_.world_size;
   const double peak = t.peak_tflops * 1e12;
   const int64_t first = state_.step;
@@ -222,7 +244,8 @@ TrainResult Trainer::run() {
     }
     const bool log_now = state_.step % t.log_every == 0 || last || m.val_loss;
     if (log_now) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
       tokens_per_s = window_tokens / std::max(secs, 1e-9);
       window_start = std::chrono::steady_clock::now();
       window_tokens = 0;
@@ -233,10 +256,12 @@ TrainResult Trainer::run() {
     if (metrics) metrics->write(m);
     if (log_now) {
       std::ostringstream line;
-      line << "step " << state_.step << "/" << t.steps << " | loss " << std::fixed << std::setprecision(4) << loss;
+      line << "step " << state_.step << "/" << t.steps << " | loss " << std::fixed
+           << std::setprecision(4) << loss;
       if (m.val_loss) line << " | val " << *m.val_loss;
-      line << std::setprecision(2) << std::scientific << " | lr " << m.lr << std::fixed << " | gnorm "
-           << std::setprecision(3) << m.grad_norm << " | " << human(tokens_per_s) << " tok/s";
+      line << std::setprecision(2) << std::scientific << " | lr " << m.lr << std::fixed
+           << " | gnorm " << std::setprecision(3) << m.grad_norm << " | " << human(tokens_per_s)
+           << " tok/s";
       if (m.mfu) line << " | mfu " << std::setprecision(1) << *m.mfu * 100 << "%";
       log::info(line.str());
     }

@@ -79,7 +79,8 @@ void foreach_mul_tensor_(std::vector<at::Tensor>& tensors, const at::Tensor& sca
 at::Generator make_generator(uint64_t seed, const at::Device& device) {
   at::Generator gen;
 #ifdef SCALEVEC_WITH_CUDA
-  if (device.is_cuda()) gen = at::cuda::detail::createCUDAGenerator(device.index());
+  if (device.is_cuda())
+    gen = at::cuda::detail::createCUDAGenerator(device.index());
   else
 #endif
     gen = at::detail::createCPUGenerator();
@@ -113,7 +114,8 @@ bool cuda_available() {
 void set_cpu_threads(int threads) {
   at::set_num_threads(threads);
   using SetThreads = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    fn(threads);
 }
 
 int cuda_device_count() {
@@ -139,8 +141,12 @@ struct DeviceTimer::Impl {
 #endif
 };
 
-DeviceTimer::DeviceTimer(const at::Device& device) : impl_(new Impl) { impl_->cuda = device.is_cuda(); }
-DeviceTimer::~DeviceTimer() { delete impl_; }
+DeviceTimer::DeviceTimer(const at::Device& device) : impl_(new Impl) {
+  impl_->cuda = device.is_cuda();
+}
+DeviceTimer::~DeviceTimer() {
+  delete impl_;
+}
 
 void DeviceTimer::start() {
 #ifdef SCALEVEC_WITH_CUDA
@@ -160,7 +166,8 @@ double DeviceTimer::stop_ms() {
     return impl_->begin.elapsed_time(impl_->end);
   }
 #endif
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - impl_->t0).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - impl_->t0)
+      .count();
 }
 
 void cuda_synchronize() {

@@ -39,10 +39,20 @@ void add_file_sink(const std::string& file_path) {
   logger()->flush_on(spdlog::level::info);
 }
 
-void flush() { logger()->flush(); }
-void debug(const std::string& msg) { logger()->debug(msg); }
-void info(const std::string& msg) { logger()->info(msg); }
-void warn(const std::string& msg) { logger()->warn(msg); }
-void error(const std::string& msg) { logger()->error(msg); }
+void flush() {
+  logger()->flush();
+}
+void debug(const std::string& msg) {
+  logger()->debug(msg);
+}
+void info(const std::string& msg) {
+  logger()->info(msg);
+}
+void warn(const std::string& msg) {
+  logger()->warn(msg);
+}
+void error(const std::string& msg) {
+  logger()->error(msg);
+}
 
 }  // namespace scalevec::log
