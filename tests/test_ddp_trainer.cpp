@@ -27,26 +27,18 @@ struct DdpFixture {
     fs::remove_all(dir);
     fs::create_directories(dir);
     scalevec::testing::write_random_shards(dir, 61, 9);
-    cfg.model.vocab_size = 61;
-    cfg.model.d_model = 32;
+    cfg = scalevec::testing::tiny_cpu_config(dir, 61);
     cfg.model.n_layers = 2;
-    cfg.model.n_heads = 2;
-    cfg.model.max_seq_len = 16;
     cfg.model.qk_norm = true;
     cfg.model.norm.pre_attn.variant = NormVariant::Unified;
-    cfg.train.seq_len = 16;
     cfg.train.batch_size = 3;
     cfg.train.steps = 3;
     cfg.schedule.warmup_steps = 1;  // full lr on step 0, so one step visibly moves every weight
     cfg.train.log_every = 1;
     cfg.train.ckpt_every = 1;
     cfg.train.eval_every = 0;
-    cfg.train.threads = 1;
-    cfg.train.device = "cpu";
     cfg.dist.bucket_mb = 0.01;  // several buckets
     cfg.dist.timeout_s = 60;
-    cfg.data.train_shard = (dir / "train.bin").string();
-    cfg.data.val_shard = (dir / "val.bin").string();
   }
   ~DdpFixture() { fs::remove_all(dir); }
 

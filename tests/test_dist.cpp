@@ -279,15 +279,13 @@ void worker_ddp(Result& out) {
   EXPECT_LE(diff2, 1e-12);
 }
 
-void worker_peer_death(Result& out) {
-  const auto env = dist_env_from_environment();
-  auto comm = Communicator::create(env, "gloo", at::kCPU, std::chrono::seconds(5));
-  auto t = at::ones({4});
-  comm->allreduce_sum_(t);            // both ranks are connected now
-  if (comm->rank() == 1) ::_exit(0);  // dies without a goodbye
+// Runs `action`, which should fail; records whether it threw, its one-line message, and how long
+// it took to give up.
+template <typename Action>
+void record_failure(Result& out, Action&& action) {
   const auto start = Clock::now();
   try {
-    comm->allreduce_sum_(t);
+    action();
     out["threw"] = "0";
   } catch (const std::exception& e) {
     std::string msg = e.what();
@@ -298,20 +296,20 @@ void worker_peer_death(Result& out) {
   out["seconds"] = std::to_string(std::chrono::duration<double>(Clock::now() - start).count());
 }
 
+void worker_peer_death(Result& out) {
+  const auto env = dist_env_from_environment();
+  auto comm = Communicator::create(env, "gloo", at::kCPU, std::chrono::seconds(5));
+  auto t = at::ones({4});
+  comm->allreduce_sum_(t);            // both ranks are connected now
+  if (comm->rank() == 1) ::_exit(0);  // dies without a goodbye
+  record_failure(out, [&] { comm->allreduce_sum_(t); });
+}
+
 void worker_missing_peer(Result& out) {
   const auto env = dist_env_from_environment();
   if (env.rank == 1) ::_exit(0);  // never joins the rendezvous
-  const auto start = Clock::now();
-  try {
-    auto comm = Communicator::create(env, "gloo", at::kCPU, std::chrono::seconds(2));
-    out["threw"] = "0";
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    for (auto& c : msg) c = (c == '\n') ? ' ' : c;
-    out["threw"] = "1";
-    out["message"] = msg;
-  }
-  out["seconds"] = std::to_string(std::chrono::duration<double>(Clock::now() - start).count());
+  record_failure(out,
+                 [&] { Communicator::create(env, "gloo", at::kCPU, std::chrono::seconds(2)); });
 }
 
 }  // namespace

@@ -36,22 +36,14 @@ struct SignalFixture {
     fs::remove_all(dir);
     fs::create_directories(dir);
     scalevec::testing::write_random_shards(dir, 53, 3);
-    cfg.model.vocab_size = 53;
-    cfg.model.d_model = 32;
+    cfg = scalevec::testing::tiny_cpu_config(dir, 53);
     cfg.model.n_layers = 1;
-    cfg.model.n_heads = 2;
-    cfg.model.max_seq_len = 16;
-    cfg.train.seq_len = 16;
     cfg.train.batch_size = 2;
     cfg.train.steps = 100000;  // never reached: every run here ends by a signal or --stop-after
     cfg.train.ckpt_every = 0;  // the only checkpoints are the ones the stop writes
     cfg.train.eval_every = 0;
     cfg.train.log_every = 1;
-    cfg.train.threads = 1;
-    cfg.train.device = "cpu";
     cfg.dist.timeout_s = 20;
-    cfg.data.train_shard = (dir / "train.bin").string();
-    cfg.data.val_shard = (dir / "val.bin").string();
   }
   ~SignalFixture() { fs::remove_all(dir); }
 

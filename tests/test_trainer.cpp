@@ -8,6 +8,7 @@
 #include "scalevec/config_io.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/trainer.h"
+#include "test_util.h"
 
 using namespace scalevec;
 namespace fs = std::filesystem;
@@ -31,24 +32,17 @@ struct Fixture {
     for (auto& x : val) x = t = (rng() % 4 == 0) ? rng() % 97 : (t + 1) % 97;
     write_shard((dir / "train.bin").string(), train, 97);
     write_shard((dir / "val.bin").string(), val, 97);
-    cfg.model.vocab_size = 97;
-    cfg.model.d_model = 32;
+    cfg = scalevec::testing::tiny_cpu_config(dir, 97);
     cfg.model.n_layers = 2;
-    cfg.model.n_heads = 2;
     cfg.model.max_seq_len = 32;
     cfg.model.norm.pre_attn.variant = NormVariant::Unified;
-    cfg.train.seq_len = 16;
     cfg.train.batch_size = 4;
     cfg.train.steps = 8;
     cfg.train.ckpt_every = 4;
     cfg.train.eval_every = 4;
     cfg.train.eval_batches = 2;
     cfg.train.log_every = 1;
-    cfg.train.threads = 1;
-    cfg.train.device = "cpu";
     cfg.schedule.warmup_steps = 2;
-    cfg.data.train_shard = (dir / "train.bin").string();
-    cfg.data.val_shard = (dir / "val.bin").string();
     cfg.train.out_dir = (dir / "run").string();
   }
   ~Fixture() { fs::remove_all(dir); }

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "scalevec/config.h"
 #include "scalevec/shard_format.h"
 
 namespace scalevec::testing {
@@ -37,6 +38,22 @@ inline void write_random_shards(const std::filesystem::path& dir, uint32_t vocab
   for (auto& x : val) x = rng() % vocab;
   write_shard((dir / "train.bin").string(), train, vocab);
   write_shard((dir / "val.bin").string(), val, vocab);
+}
+
+// A CPU config of a 32-wide, 2-head model over `dir`/train.bin and val.bin, one thread,
+// sequences of 16 tokens; each fixture sets its own depth, batch and schedule on top.
+inline Config tiny_cpu_config(const std::filesystem::path& dir, int64_t vocab) {
+  Config cfg;
+  cfg.model.vocab_size = vocab;
+  cfg.model.d_model = 32;
+  cfg.model.n_heads = 2;
+  cfg.model.max_seq_len = 16;
+  cfg.train.seq_len = 16;
+  cfg.train.threads = 1;
+  cfg.train.device = "cpu";
+  cfg.data.train_shard = (dir / "train.bin").string();
+  cfg.data.val_shard = (dir / "val.bin").string();
+  return cfg;
 }
 
 }  // namespace scalevec::testing

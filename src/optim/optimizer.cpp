@@ -5,33 +5,29 @@
 
 namespace scalevec {
 
-double group_lr_mult(const OptimConfig& cfg, ParamGroup group) {
+namespace {
+// The entry of a per-group config table (lr multipliers, weight decays) for one group.
+double entry(const PerGroup& table, ParamGroup group) {
   switch (group) {
     case ParamGroup::Matrix:
-      return cfg.lr_mult.matrix;
+      return table.matrix;
     case ParamGroup::Embedding:
-      return cfg.lr_mult.embedding;
+      return table.embedding;
     case ParamGroup::InputNorm:
-      return cfg.lr_mult.input_norm;
+      return table.input_norm;
     case ParamGroup::OutputNorm:
-      return cfg.lr_mult.output_norm;
+      return table.output_norm;
   }
-  return 1.0;
+  throw std::logic_error("unknown ParamGroup");
+}
+}  // namespace
+
+double group_lr_mult(const OptimConfig& cfg, ParamGroup group) {
+  return entry(cfg.lr_mult, group);
 }
 
 double group_weight_decay(const OptimConfig& cfg, ParamGroup group, bool decay) {
-  if (!decay) return 0.0;
-  switch (group) {
-    case ParamGroup::Matrix:
-      return cfg.weight_decay.matrix;
-    case ParamGroup::Embedding:
-      return cfg.weight_decay.embedding;
-    case ParamGroup::InputNorm:
-      return cfg.weight_decay.input_norm;
-    case ParamGroup::OutputNorm:
-      return cfg.weight_decay.output_norm;
-  }
-  return 0.0;
+  return decay ? entry(cfg.weight_decay, group) : 0.0;
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg,
