@@ -29,6 +29,7 @@
 
 #include "scalevec/compat.h"
 #include "scalevec/dist.h"
+#include "scalevec/dist_compat.h"
 
 extern char** environ;
 
@@ -428,6 +429,32 @@ TEST(DistSingle, RejectsBadBackend) {
                std::invalid_argument);
   EXPECT_THROW(Communicator::create(env, "nccl", at::kCPU, std::chrono::seconds(1)),
                std::invalid_argument);
+}
+
+// The rendezvous store, server and client in one process: a key written by one is read by the
+// other. With USE_LIBUV=0 too: on LibTorch >= 2.4 that is the classic server, otherwise libuv's
+// where the build has it (the fallback itself is what builds without libuv, e.g. Debian's, run).
+void exchange_a_key_through_tcp_store() {
+  const int port = free_port();
+  c10::intrusive_ptr<c10d::Store> server;
+  std::thread serve([&] {
+    server = dist_compat::make_tcp_store("127.0.0.1", port, true, 2, std::chrono::seconds(20));
+  });
+  auto client = dist_compat::make_tcp_store("127.0.0.1", port, false, 2, std::chrono::seconds(20));
+  serve.join();
+  ASSERT_TRUE(server);
+  server->set("from_server", std::vector<uint8_t>{1, 2, 3});
+  client->set("from_client", std::vector<uint8_t>{4, 5});
+  EXPECT_EQ(client->get("from_server"), (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(server->get("from_client"), (std::vector<uint8_t>{4, 5}));
+}
+
+TEST(DistStore, ServerAndClientExchangeKeys) { exchange_a_key_through_tcp_store(); }
+
+TEST(DistStore, ServerAndClientExchangeKeysWithoutLibuv) {
+  ::setenv("USE_LIBUV", "0", 1);
+  exchange_a_key_through_tcp_store();
+  ::unsetenv("USE_LIBUV");
 }
 
 // ---------------------------------------------------------------- two-process tests

@@ -6,6 +6,7 @@
 
 #include <torch/csrc/autograd/autograd.h>
 
+#include <string>
 #include <vector>
 
 #include "scalevec/compat.h"
@@ -17,13 +18,15 @@ namespace {
 
 constexpr double kEps = 1e-6;
 
-bool have_cuda() {
+// Why the CUDA tests cannot run here, or "" when they can.
+std::string cuda_skip_reason() {
 #ifdef SCALEVEC_WITH_CUDA
-  return compat::cuda_available();
+  return compat::cuda_available() ? "" : "CUDA build, but no GPU visible to this process";
 #else
-  return false;
+  return "built without CUDA (CPU LibTorch)";
 #endif
 }
+bool have_cuda() { return cuda_skip_reason().empty(); }
 
 double rel_err(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor a64 = a.to(at::kCPU, at::kDouble);
@@ -74,7 +77,7 @@ void check_shape(const std::vector<int64_t>& shape, at::ScalarType dtype) {
 TEST(RmsNormCuda, AvailabilityMatchesBuildAndDevice) {
   const at::Tensor cpu = at::randn({4, 8});
   EXPECT_FALSE(fused_rms_norm_available(cpu));
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   EXPECT_TRUE(fused_rms_norm_available(cpu.cuda()));
   EXPECT_TRUE(fused_rms_norm_available(cpu.cuda().to(at::kBFloat16)));
   EXPECT_FALSE(fused_rms_norm_available(cpu.cuda().to(at::kHalf)));
@@ -82,7 +85,7 @@ TEST(RmsNormCuda, AvailabilityMatchesBuildAndDevice) {
 }
 
 TEST(RmsNormCuda, MatchesFloat64Reference2D) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   at::manual_seed(1234);
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     for (const int64_t c : {64, 768, 1000, 4096}) {
@@ -92,7 +95,7 @@ TEST(RmsNormCuda, MatchesFloat64Reference2D) {
 }
 
 TEST(RmsNormCuda, MatchesFloat64Reference3DAndOddWidths) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   at::manual_seed(99);
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     check_shape({3, 17, 768}, dtype);
@@ -104,7 +107,7 @@ TEST(RmsNormCuda, MatchesFloat64Reference3DAndOddWidths) {
 }
 
 TEST(RmsNormCuda, NonContiguousInput) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   at::manual_seed(7);
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
@@ -117,7 +120,7 @@ TEST(RmsNormCuda, NonContiguousInput) {
 }
 
 TEST(RmsNormCuda, ZeroRowsGiveZerosNotNaN) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   at::manual_seed(5);
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
     const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
@@ -141,7 +144,7 @@ TEST(RmsNormCuda, ZeroRowsGiveZerosNotNaN) {
 }
 
 TEST(RmsNormCuda, EmptyBatchAndUnsupportedDtypeFallBack) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA build or device";
+  if (!have_cuda()) GTEST_SKIP() << cuda_skip_reason();
   const auto opts = at::TensorOptions().device(at::kCUDA);
   const at::Tensor empty = at::randn({0, 768}, opts);
   EXPECT_EQ(fused_rms_normalize(empty, kEps).sizes(), empty.sizes());

@@ -1,5 +1,5 @@
 // c10d (torch.distributed C++) access for 1.13 and 2.x. The only place allowed to hold
-// `#if SCALEVEC_TORCH_AT_LEAST(...)` for c10d; include it from src/dist/*.cpp only.
+// `#if SCALEVEC_TORCH_AT_LEAST(...)` for c10d; include it from src/dist/*.cpp and tests only.
 #pragma once
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
