@@ -449,7 +449,9 @@ void exchange_a_key_through_tcp_store() {
   EXPECT_EQ(server->get("from_client"), (std::vector<uint8_t>{4, 5}));
 }
 
-TEST(DistStore, ServerAndClientExchangeKeys) { exchange_a_key_through_tcp_store(); }
+TEST(DistStore, ServerAndClientExchangeKeys) {
+  exchange_a_key_through_tcp_store();
+}
 
 TEST(DistStore, ServerAndClientExchangeKeysWithoutLibuv) {
   ::setenv("USE_LIBUV", "0", 1);

@@ -26,7 +26,9 @@ std::string cuda_skip_reason() {
   return "built without CUDA (CPU LibTorch)";
 #endif
 }
-bool have_cuda() { return cuda_skip_reason().empty(); }
+bool have_cuda() {
+  return cuda_skip_reason().empty();
+}
 
 double rel_err(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor a64 = a.to(at::kCPU, at::kDouble);
