@@ -166,6 +166,15 @@ TEST(Model, DenseEqualsMoeWithOneExpertTopOne) {
         mb->moe->w_gate.copy_(db->mlp->w_gate.unsqueeze(0));
         mb->moe->w_up.copy_(db->mlp->w_up.unsqueeze(0));
         mb->moe->w_down.copy_(db->mlp->w_down.unsqueeze(0));
+        // Non-trivial pre-FFN scale vectors, the same in both (unified: DNP on gate and up, so
+        // this checks the MoE's per-expert normalization and output vectors too).
+        auto dn = db->mlp->norm->named_parameters();
+        auto mn = mb->moe->norm->named_parameters();
+        for (auto& item : dn) {
+          item.value().uniform_(0.5, 1.5);
+          ASSERT_TRUE(mn.contains(item.key())) << item.key();
+          mn[item.key()].copy_(item.value().reshape(mn[item.key()].sizes()));
+        }
       }
     }
     auto t = tokens(2, 8, 64, 5);

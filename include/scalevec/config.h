@@ -15,14 +15,21 @@ enum class Placement { Input, Output, Both };
 enum class MagnitudeShape { Scalar, PerHead };
 enum class MagDirDecay { Magnitude, Direction, Both, Neither };
 enum class ScaleApply { Weight, Activation };
+// Placement around W (relocated/unified). DP: u * (W (v * x)). DNP: u * Norm(W (v * x)).
+// auto: relocated -> dp everywhere; unified -> dnp at the pre-FFN norm, dp elsewhere (the paper's).
+enum class PlacementForm { Auto, Dp, Dnp };
+// Magnitude of magdir vectors: OR keeps beta = m, ER learns s with beta = exp(s).
+enum class MagnitudeSpace { Original, Exp };
 
 struct NormOptions {
   NormVariant variant = NormVariant::Standard;
   double eps = 1e-6;
   double gamma_init = 1.0;
-  Placement placement = Placement::Both;              // relocated/unified: sides of W scaled
-  MagnitudeShape magnitude = MagnitudeShape::Scalar;  // magdir/unified: m per vector or per head
-  MagDirDecay magdir_decay = MagDirDecay::Magnitude;  // which magdir part takes weight decay
+  Placement placement = Placement::Both;               // relocated/unified: sides of W scaled
+  PlacementForm placement_form = PlacementForm::Auto;  // relocated/unified: dp or dnp
+  MagnitudeShape magnitude = MagnitudeShape::Scalar;   // magdir/unified: m per vector or per head
+  MagDirDecay magdir_decay = MagDirDecay::Magnitude;   // which magdir part takes weight decay
+  MagnitudeSpace magnitude_space = MagnitudeSpace::Original;  // magdir/unified: OR or ER
   ScaleApply apply = ScaleApply::Weight;  // Input-Norm scales folded into W or applied to n(x)
 };
 
@@ -170,6 +177,8 @@ const char* to_string(Placement p);
 const char* to_string(MagnitudeShape m);
 const char* to_string(MagDirDecay d);
 const char* to_string(ScaleApply a);
+const char* to_string(PlacementForm f);
+const char* to_string(MagnitudeSpace s);
 const char* to_string(AttentionKernel a);
 const char* to_string(OptimizerKind o);
 const char* to_string(ScheduleKind s);

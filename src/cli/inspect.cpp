@@ -65,6 +65,16 @@ std::string norm_groups(const ScaleNorm& norm, const std::string& name, const Op
   return out;
 }
 
+// " IWD" when an Input-Norm's scale vectors take weight decay (the paper's IWD policy).
+std::string iwd_mark(const ScaleNorm& norm, const std::string& name, const OptimConfig& o) {
+  if (norm->role() != NormRole::Input) return "";
+  std::vector<NamedParam> params;
+  norm->collect(name, params);
+  for (const auto& p : params)
+    if (group_weight_decay(o, p.group, p.decay) > 0) return " IWD";
+  return "";
+}
+
 void print_summary(const Config& cfg, const Transformer& model) {
   const auto& m = cfg.model;
   int64_t scales = 0;
@@ -88,12 +98,13 @@ void print_summary(const Config& cfg, const Transformer& model) {
 
 void print_norms(const Config& cfg, const Transformer& model) {
   std::cout << "\nnorms:\n"
-            << fmt("  %-28s %-10s %-6s %-9s %12s  %s\n", "name", "position", "role", "variant",
-                   "scale_params", "optimizer groups");
+            << fmt("  %-28s %-10s %-6s %-9s %12s  %-34s %s\n", "name", "position", "role",
+                   "variant", "scale_params", "parts", "optimizer groups");
   for (const auto& [name, norm] : model->norms()) {
-    std::cout << fmt("  %-28s %-10s %-6s %-9s %12s  ", name.c_str(), to_string(norm->position()),
-                     to_string(norm->role()), to_string(norm->options().variant),
-                     grouped(norm->scale_numel()).c_str())
+    std::cout << fmt("  %-28s %-10s %-6s %-9s %12s  %-34s ", name.c_str(),
+                     to_string(norm->position()), to_string(norm->role()),
+                     to_string(norm->options().variant), grouped(norm->scale_numel()).c_str(),
+                     (norm->parts() + iwd_mark(norm, name, cfg.optim)).c_str())
               << norm_groups(norm, name, cfg.optim) << "\n";
   }
 }

@@ -158,6 +158,8 @@ SCALEVEC_ENUM_VALUES(MagnitudeShape, MagnitudeShape::Scalar, MagnitudeShape::Per
 SCALEVEC_ENUM_VALUES(MagDirDecay, MagDirDecay::Magnitude, MagDirDecay::Direction, MagDirDecay::Both,
                      MagDirDecay::Neither)
 SCALEVEC_ENUM_VALUES(ScaleApply, ScaleApply::Weight, ScaleApply::Activation)
+SCALEVEC_ENUM_VALUES(PlacementForm, PlacementForm::Auto, PlacementForm::Dp, PlacementForm::Dnp)
+SCALEVEC_ENUM_VALUES(MagnitudeSpace, MagnitudeSpace::Original, MagnitudeSpace::Exp)
 SCALEVEC_ENUM_VALUES(AttentionKernel, AttentionKernel::Auto, AttentionKernel::Math,
                      AttentionKernel::Fused)
 SCALEVEC_ENUM_VALUES(OptimizerKind, OptimizerKind::AdamW, OptimizerKind::Muon)
@@ -313,8 +315,10 @@ void visit_norm(V& v, const std::string& p, N& o) {
   v(p + ".eps", o.eps);
   v(p + ".gamma_init", o.gamma_init);
   v(p + ".placement", o.placement);
+  v(p + ".placement_form", o.placement_form);
   v(p + ".magnitude", o.magnitude);
   v(p + ".magdir_decay", o.magdir_decay);
+  v(p + ".magnitude_space", o.magnitude_space);
   v(p + ".apply", o.apply);
 }
 

@@ -67,6 +67,20 @@ const char* to_string(MagDirDecay d) {
 const char* to_string(ScaleApply a) {
   return a == ScaleApply::Weight ? "weight" : "activation";
 }
+const char* to_string(PlacementForm f) {
+  switch (f) {
+    case PlacementForm::Auto:
+      return "auto";
+    case PlacementForm::Dp:
+      return "dp";
+    case PlacementForm::Dnp:
+      return "dnp";
+  }
+  return "?";
+}
+const char* to_string(MagnitudeSpace s) {
+  return s == MagnitudeSpace::Original ? "original" : "exp";
+}
 const char* to_string(AttentionKernel a) {
   switch (a) {
     case AttentionKernel::Auto:

@@ -12,7 +12,7 @@ enum Branch : size_t { kRouter = 0, kGate = 1, kUp = 2, kSharedGate = 3, kShared
 MoeImpl::MoeImpl(const ModelConfig& cfg)
     : moe_(cfg.moe), d_model_(cfg.d_model), hidden_(cfg.expert_dim()) {
   const int64_t C = d_model_, F = hidden_, E = moe_.num_experts;
-  std::vector<NormBranch> branches{{"router", E}, {"gate", F, E}, {"up", F, E}};
+  std::vector<NormBranch> branches{{"router", E, 1, false}, {"gate", F, E}, {"up", F, E}};
   if (moe_.shared_expert) {
     branches.push_back({"shared_gate", F});
     branches.push_back({"shared_up", F});
@@ -77,7 +77,8 @@ at::Tensor MoeImpl::forward(const at::Tensor& x) {
   for (int64_t e = 0; e < E; ++e) {
     if (c[e] == 0) continue;
     const at::Tensor xe = x_sorted.slice(0, start, start + c[e]);
-    const at::Tensor h = at::silu(at::matmul(xe, gate_w[e].t())) * at::matmul(xe, up_w[e].t());
+    const at::Tensor h = at::silu(norm->after_matmul(kGate, at::matmul(xe, gate_w[e].t()), e)) *
+                         norm->after_matmul(kUp, at::matmul(xe, up_w[e].t()), e);
     outs.push_back(at::matmul(h, w_down[e].t()));
     start += c[e];
   }

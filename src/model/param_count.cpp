@@ -21,7 +21,7 @@ Counts count(const ModelConfig& cfg) {
     layer_scales += 2 * scale_numel_of(NormPosition::Qk, cfg.norm.qk, cfg.head_dim(), {});
   if (cfg.moe.enabled) {
     const int64_t E = cfg.moe.num_experts, F = cfg.expert_dim();
-    std::vector<NormBranch> branches{{"router", E}, {"gate", F, E}, {"up", F, E}};
+    std::vector<NormBranch> branches{{"router", E, 1, false}, {"gate", F, E}, {"up", F, E}};
     layer += E * C + 3 * E * F * C;
     if (cfg.moe.shared_expert) {
       branches.push_back({"shared_gate", F});
@@ -39,7 +39,7 @@ Counts count(const ModelConfig& cfg) {
     layer_scales += 2 * scale_numel_of(NormPosition::BranchOut, cfg.norm.branch_out, C, {});
   c.matrices += cfg.n_layers * layer;
   c.scales = cfg.n_layers * layer_scales +
-             scale_numel_of(NormPosition::Final, cfg.norm.final, C, {{"lm_head", V}}, H);
+             scale_numel_of(NormPosition::Final, cfg.norm.final, C, {{"lm_head", V, 1, false}}, H);
   return c;
 }
 

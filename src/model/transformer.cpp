@@ -41,9 +41,9 @@ TransformerImpl::TransformerImpl(const ModelConfig& cfg, uint64_t seed) : cfg_(c
   if (!cfg.tie_embeddings) lm_head = register_parameter("lm_head", at::empty({V, C}));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.n_layers; ++i) blocks->push_back(Block(cfg));
-  final_norm = register_module("final_norm",
-                               ScaleNorm(NormPosition::Final, cfg.norm.final, C,
-                                         std::vector<NormBranch>{{"lm_head", V}}, cfg.n_heads));
+  final_norm = register_module(
+      "final_norm", ScaleNorm(NormPosition::Final, cfg.norm.final, C,
+                              std::vector<NormBranch>{{"lm_head", V, 1, false}}, cfg.n_heads));
   rope_ = Rope::build(cfg.max_seq_len, cfg.head_dim(), cfg.rope_theta);
   rope_.cos = register_buffer("rope_cos", rope_.cos);
   rope_.sin = register_buffer("rope_sin", rope_.sin);

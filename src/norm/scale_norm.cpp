@@ -36,6 +36,18 @@ bool is_magdir(NormVariant v) {
   return v == NormVariant::MagDir || v == NormVariant::Unified;
 }
 
+bool relocates(NormVariant v) {
+  return v == NormVariant::Relocated || v == NormVariant::Unified;
+}
+
+// auto: the paper's unified puts DNP on the FFN branches and DP on the attention projections.
+PlacementForm resolved_form(NormPosition position, const NormOptions& opts) {
+  if (opts.placement_form != PlacementForm::Auto) return opts.placement_form;
+  return opts.variant == NormVariant::Unified && position == NormPosition::PreFfn
+             ? PlacementForm::Dnp
+             : PlacementForm::Dp;
+}
+
 int64_t magnitude_groups(const NormOptions& opts, int64_t dim, int64_t heads) {
   if (opts.magnitude == MagnitudeShape::Scalar || heads <= 1 || dim % heads != 0) return 1;
   return heads;
@@ -54,8 +66,9 @@ ScaleNormImpl::ScaleNormImpl(NormPosition position, const NormOptions& opts, int
   const NormVariant v = opts.variant;
   const bool magdir = is_magdir(v);
   auto make = [&](const std::string& name, int64_t copies, int64_t d) {
-    auto sv = register_module(
-        name, ScaleVector(copies, d, opts.gamma_init, magdir, magnitude_groups(opts, d, heads)));
+    auto sv =
+        register_module(name, ScaleVector(copies, d, opts.gamma_init, magdir,
+                                          magnitude_groups(opts, d, heads), opts.magnitude_space));
     owned_.push_back(sv);
     return sv;
   };
@@ -65,9 +78,11 @@ ScaleNormImpl::ScaleNormImpl(NormPosition position, const NormOptions& opts, int
     return;
   }
   const bool per_branch_in = v == NormVariant::Branch || v == NormVariant::Unified;
-  const bool relocates = v == NormVariant::Relocated || v == NormVariant::Unified;
-  const bool has_in = !relocates || opts.placement != Placement::Output;
-  const bool has_out = relocates && opts.placement != Placement::Input;
+  const bool moves = relocates(v);
+  const bool has_in = !moves || opts.placement != Placement::Output;
+  const bool has_out = moves && opts.placement != Placement::Input;
+  const bool dnp = moves && resolved_form(position, opts) == PlacementForm::Dnp;
+  for (const auto& br : branches_) dnp_.push_back(dnp && br.dnp_allowed);
   in_scales_.resize(branches_.size(), ScaleVector(nullptr));
   out_scales_.resize(branches_.size(), ScaleVector(nullptr));
   if (has_in && !per_branch_in) {
@@ -107,18 +122,28 @@ at::Tensor ScaleNormImpl::scaled_weight(size_t b, const at::Tensor& weight) cons
   const at::Tensor gi = input_scale(b);
   const at::Tensor go = output_scale(b);
   if (gi.defined()) w = w * (gi.dim() == 2 ? gi.unsqueeze(-2) : gi);
-  if (go.defined()) w = w * go.unsqueeze(-1);
+  if (go.defined() && !is_dnp(b)) w = w * go.unsqueeze(-1);
   return w;
+}
+
+at::Tensor ScaleNormImpl::after_matmul(size_t b, const at::Tensor& y, int64_t expert) const {
+  if (!is_dnp(b)) return y;
+  const at::Tensor z = rms_normalize(y, opts_.eps);
+  at::Tensor go = output_scale(b);
+  if (!go.defined()) return z;
+  if (go.dim() == 2) go = expert >= 0 ? go[expert] : go.unsqueeze(-2);  // a stack's vectors
+  return z * go;
 }
 
 at::Tensor ScaleNormImpl::project(const at::Tensor& n, size_t b, const at::Tensor& weight) const {
   if (opts_.apply == ScaleApply::Weight)
-    return at::matmul(n, scaled_weight(b, weight).transpose(-1, -2));
+    return after_matmul(b, at::matmul(n, scaled_weight(b, weight).transpose(-1, -2)));
   TORCH_CHECK(weight.dim() == 2, "activation-side scaling supports 2-D weights only (norm at ",
               to_string(position_), ")");
   const at::Tensor gi = input_scale(b);
   const at::Tensor go = output_scale(b);
-  at::Tensor y = at::matmul(gi.defined() ? n * gi : n, weight.t());
+  const at::Tensor y = at::matmul(gi.defined() ? n * gi : n, weight.t());
+  if (is_dnp(b)) return after_matmul(b, y);
   return go.defined() ? y * go : y;
 }
 
@@ -139,7 +164,34 @@ std::vector<at::Tensor> ScaleNormImpl::project_all(const at::Tensor& n,
   }
   // One GEMM over the concatenated weights: the normalization and the read of n happen once.
   const at::Tensor y = at::matmul(n, at::cat(scaled, 0).t());
-  return y.split_with_sizes(sizes, -1);
+  out = y.split_with_sizes(sizes, -1);
+  for (size_t b = 0; b < out.size(); ++b) out[b] = after_matmul(b, out[b]);
+  return out;
+}
+
+std::string ScaleNormImpl::parts() const {
+  if (owned_.empty()) return "-";
+  std::string out;
+  auto add = [&](const std::string& part) { out += (out.empty() ? "" : " ") + part; };
+  const NormVariant v = opts_.variant;
+  if (!branches_.empty() && (v == NormVariant::Branch || v == NormVariant::Unified)) add("HG");
+  if (!branches_.empty() && relocates(v)) {
+    const char* sides = opts_.placement == Placement::Both    ? ""
+                        : opts_.placement == Placement::Input ? "(in)"
+                                                              : "(out)";
+    std::string dnp, dp;
+    for (size_t b = 0; b < branches_.size(); ++b) {
+      std::string& list = is_dnp(b) ? dnp : dp;
+      list += (list.empty() ? "" : ",") + branches_[b].name;
+    }
+    if (!dnp.empty()) add("DNP" + std::string(sides) + "[" + dnp + "]");
+    if (!dp.empty()) add("DP" + std::string(sides) + "[" + dp + "]");
+  }
+  if (is_magdir(v)) {
+    add(opts_.magnitude_space == MagnitudeSpace::Exp ? "ER" : "OR");
+    if (opts_.magnitude == MagnitudeShape::PerHead) out += "(per_head)";
+  }
+  return out.empty() ? "plain" : out;
 }
 
 void ScaleNormImpl::collect(const std::string& prefix, std::vector<NamedParam>& out) const {
