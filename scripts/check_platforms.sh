@@ -209,4 +209,12 @@ for p in "${platforms[@]}"; do
 done
 echo "check_platforms: summary"
 cat "$work/skipped.txt" "$work/summary.txt"
+# One plain closing line over every platform's ctest counts; a platform that failed before its
+# tests ran counts as one failure.
+awk '{
+  if (match($0, /[0-9]+ tests failed out of [0-9]+/)) {
+    split(substr($0, RSTART, RLENGTH), w, " ")
+    failed += w[1]; passed += w[6] - w[1]
+  } else if ($2 == "FAIL") failed += 1
+} END { printf "platforms: %d passed, %d failed\n", passed, failed }' "$work/summary.txt"
 exit "$failed"
