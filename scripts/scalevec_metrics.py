@@ -102,7 +102,12 @@ def aggregate(curves):
     return out
 
 
-def plot_groups(groups, metrics, out_png, smooth=0.0, title=None):
+def is_sparse_metric(name):
+    """Measured every so many steps (evaluation, probes): smoothing would mix distant steps."""
+    return name == "val_loss" or name.startswith("probe.")
+
+
+def plot_groups(groups, metrics, out_png, smooth=0.0, title=None, log_y=False):
     """Draws one subplot per metric; each group is (label, [run_dir, ...]).
 
     A group of one run is a plain line; a group of several runs is their mean with a shaded
@@ -137,6 +142,13 @@ def plot_groups(groups, metrics, out_png, smooth=0.0, title=None):
             if len(curves) > 1:
                 ax.fill_between(steps, [a[2] for a in agg], [a[3] for a in agg], color=color, alpha=0.2)
             drawn += 1
+        if metric == "probe.adam_sharpness":
+            limits = [v for m in sum(data.values(), []) for _, v in m.get("probe.adam_threshold", [])]
+            if limits:
+                ax.axhline(limits[-1], color="0.3", linestyle="--", linewidth=1,
+                           label=f"stability threshold {limits[-1]:g}")
+        if log_y:
+            ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(metric + (f" (EMA {factor})" if factor else ""))
         ax.grid(True, alpha=0.3)

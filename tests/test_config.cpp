@@ -210,6 +210,9 @@ TEST_F(ConfigLoad, SemanticValidation) {
   EXPECT_HAS(msg, "model.max_seq_len = 64");
   EXPECT_HAS(error_of(path, {"train.seq_len=64", "model.n_heads=3"}), "divisible by model.n_heads");
   EXPECT_NO_THROW(load_config(path, {"train.seq_len=64"}));
+  EXPECT_HAS(error_of(path, {"train.seq_len=64", "train.probe_iters=1"}), "probe_iters >= 2");
+  EXPECT_HAS(error_of(path, {"train.seq_len=64", "train.probe_every=-1"}), "train.probe_every");
+  EXPECT_NO_THROW(load_config(path, {"train.seq_len=64", "train.probe_every=50"}));
 }
 
 TEST_F(ConfigLoad, ResolvedConfigRoundTrips) {

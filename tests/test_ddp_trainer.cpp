@@ -70,8 +70,8 @@ struct DdpFixture {
   }
 };
 
-// grad_norm of the first row of a run's metrics.csv (columns named in its header).
-double first_logged_grad_norm(const std::string& csv_path) {
+// A column of the first row of a run's metrics.csv (columns named in its header).
+double first_logged(const std::string& csv_path, const std::string& column) {
   std::ifstream in(csv_path);
   std::string header, row;
   EXPECT_TRUE(std::getline(in, header) && std::getline(in, row)) << csv_path;
@@ -83,8 +83,8 @@ double first_logged_grad_norm(const std::string& csv_path) {
   };
   const auto names = split(header), cells = split(row);
   for (size_t i = 0; i < names.size() && i < cells.size(); ++i)
-    if (names[i] == "grad_norm") return std::stod(cells[i]);
-  ADD_FAILURE() << "no grad_norm column in " << csv_path;
+    if (names[i] == column) return std::stod(cells[i]);
+  ADD_FAILURE() << "no " << column << " column in " << csv_path;
   return 0;
 }
 
@@ -121,7 +121,7 @@ TEST(DdpTrainer, TwoRanksEqualOneProcessOnTheUnionBatch) {
   EXPECT_LT(worst, 1e-2 * f.cfg.optim.lr);
   // Adam's step is blind to the gradient's scale, so also check the all-reduced gradient itself:
   // a sum instead of a mean over ranks would double this norm.
-  const double ddp_grad_norm = first_logged_grad_norm(out + "/metrics.csv");
+  const double ddp_grad_norm = first_logged(out + "/metrics.csv", "grad_norm");
   EXPECT_NEAR(ddp_grad_norm, ref_grad_norm, 1e-5 * ref_grad_norm);
   // And the step did move the weights (the comparison is not between two initial models).
   Transformer init(f.cfg.model, f.cfg.train.seed);
@@ -141,4 +141,31 @@ TEST(DdpTrainer, ResumeUnderDdpIsBitIdentical) {
   f.launch(split, {"--resume"});
   const auto a = f.checkpoint_params(full, 3), b = f.checkpoint_params(split, 3);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << i;
+}
+
+TEST(DdpTrainer, ProbesMeasureTheHessianOfTheMeanLossOverRanks) {
+  if (!Communicator::backend_available("gloo")) GTEST_SKIP() << "built without Gloo";
+  DdpFixture f;
+  f.cfg.train.probe_every = 1;
+  f.cfg.train.probe_iters = 6;
+  f.cfg.train.probe_tol = 0;  // a fixed iteration count: both sides take the same path
+  const std::string out = (f.dir / "probed").string();
+  f.launch(out, {"--stop-after", "1"});
+
+  // Reference: one process from the step-1 checkpoint, probing both ranks' probe batches.
+  compat::set_cpu_threads(1);
+  Transformer ref(f.cfg.model, 0);
+  auto params = ref->named_params();
+  auto opt = make_optimizer(f.cfg.optim, params);
+  load_checkpoint(checkpoint_path(out, 1), *ref, opt.get());
+  std::vector<Batch> batches;
+  for (int rank = 0; rank < 2; ++rank) {
+    TokenWindowLoader val(f.cfg.data.val_shard, 16, 3, f.cfg.train.seed, rank, 2);
+    for (auto& b : probe_batches(val, f.cfg.train)) batches.push_back(b);
+  }
+  Probe probe(f.cfg.train, f.cfg.optim, batches, nullptr, 1);
+  const auto v = probe.run(*ref, params, *opt, lr_scale(f.cfg.schedule, 1, f.cfg.train.steps), 1);
+  const std::string csv = out + "/metrics.csv";
+  for (const char* key : {"probe.loss", "probe.sharpness", "probe.adam_sharpness"})
+    EXPECT_NEAR(first_logged(csv, key), v.at(key), 1e-4 * std::abs(v.at(key))) << key;
 }

@@ -29,6 +29,8 @@ class AttentionImpl : public torch::nn::Module {
   explicit AttentionImpl(const ModelConfig& cfg);
   // x: residual stream [B, T, C]; returns the attention branch output [B, T, C].
   at::Tensor forward(const at::Tensor& x, const Rope& rope);
+  // Math attention (twice differentiable) instead of the configured kernel while on.
+  void set_math_only(bool on) { kernel_ = on ? AttentionKernel::Math : configured_kernel_; }
 
   ScaleNorm norm{nullptr};                     // pre-attention Input-Norm
   ScaleNorm q_norm{nullptr}, k_norm{nullptr};  // QK Output-Norms (optional)
@@ -36,7 +38,7 @@ class AttentionImpl : public torch::nn::Module {
 
  private:
   int64_t n_heads_, n_kv_heads_, head_dim_;
-  AttentionKernel kernel_;
+  AttentionKernel configured_kernel_, kernel_;
 };
 TORCH_MODULE(Attention);
 

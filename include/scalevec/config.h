@@ -146,6 +146,14 @@ struct TrainConfig {
   bool cuda_graph = false;     // reserved: validate_config rejects true (not implemented yet)
   int64_t threads = 0;         // 0: LibTorch default
   double peak_tflops = 989.0;  // for MFU: dense bf16 peak of the GPU (H100 SXM: 989)
+  // Mechanism probes (docs/probes.md): Hessian sharpness, Adam-preconditioned sharpness,
+  // optional Hutchinson trace, gamma-W balance per norm position. Off when probe_every = 0.
+  int64_t probe_every = 0;          // steps between probes (and after the last step)
+  int64_t probe_batches = 1;        // validation batches in the fixed probe batch
+  int64_t probe_batch_size = 4;     // sequences kept of each (0: train.batch_size)
+  int64_t probe_iters = 20;         // power iterations per eigenvalue, at most
+  double probe_tol = 1e-3;          // stop when |lambda_k - lambda_k-1| <= tol |lambda_k|
+  int64_t probe_trace_samples = 0;  // Hutchinson samples for the Hessian trace (0: none)
 };
 
 struct DistConfig {

@@ -30,6 +30,14 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+// A norm with the linear maps that read its output: weights[b] reads branch b (empty for an
+// Output-Norm, whose output no map reads).
+struct NormReaders {
+  std::string name;
+  ScaleNorm norm;
+  std::vector<at::Tensor> weights;
+};
+
 struct LossOutput {
   at::Tensor loss;  // ce + aux: what backward() sees
   at::Tensor ce;    // mean next-token cross-entropy (nats)
@@ -49,6 +57,11 @@ class TransformerImpl : public torch::nn::Module {
   std::vector<NamedParam> named_params() const;
   // Every norm with its dotted name.
   std::vector<std::pair<std::string, ScaleNorm>> norms() const;
+  // Every norm with its readers' weights (same names and order as norms()).
+  std::vector<NormReaders> norm_readers() const;
+  // On: unfused ATen attention and RMS normalization everywhere, which are differentiable twice
+  // (double backward for Hessian probes); off: the configured kernels again.
+  void set_reference_kernels(bool on);
   int64_t num_params() const;
   // Parameters a token passes through (MoE: top_k of num_experts experts), embeddings excluded
   // unless tied into the LM head.

@@ -74,12 +74,17 @@ class ScaleNormImpl : public torch::nn::Module {
   const NormOptions& options() const { return opts_; }
   const std::vector<NormBranch>& branches() const { return branches_; }
 
-  at::Tensor normalize(const at::Tensor& x) const { return rms_normalize(x, opts_.eps); }
+  at::Tensor normalize(const at::Tensor& x) const;
+  // The ATen reference normalization (twice differentiable) instead of fused kernels while on.
+  void set_reference_only(bool on) { reference_only_ = on; }
   // Output-Norm: g * n(x). Also valid for an Input-Norm without branches-specific scales.
   at::Tensor forward(const at::Tensor& x);
 
   // Scales around branch b's linear map; undefined tensor when that side has none.
   at::Tensor input_scale(size_t b) const;
+  // Which distinct vector branch b's input scale is (branches sharing one have the same id);
+  // -1 when the branch has no input scale.
+  int64_t input_scale_id(size_t b) const;
   at::Tensor output_scale(size_t b) const;
   // True when branch b has the DNP form (a normalization between W_b and g_out_b).
   bool is_dnp(size_t b) const { return b < dnp_.size() && dnp_[b]; }
@@ -114,6 +119,7 @@ class ScaleNormImpl : public torch::nn::Module {
   std::vector<ScaleVector> in_scales_;   // per branch; entries may alias (shared) or be empty
   std::vector<ScaleVector> out_scales_;  // per branch; may be empty
   std::vector<ScaleVector> owned_;       // each distinct vector once, in registration order
+  bool reference_only_ = false;
 };
 TORCH_MODULE(ScaleNorm);
 

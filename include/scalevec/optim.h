@@ -17,6 +17,15 @@
 
 namespace scalevec {
 
+// Adam's per-coordinate step size for the next update of one tensor:
+// lr_group * lr_scale / ((1 - beta1^t) (sqrt(v_t / (1 - beta2^t)) + eps)), i.e. the update is
+// -step_size * m_t. This is P^-1 of Cohen et al. 2022 (Adaptive Gradient Methods at the Edge of
+// Stability), times the learning rate.
+struct AdamStepSize {
+  at::Tensor param;
+  at::Tensor step_size;  // same shape as param
+};
+
 // One line of the optimizer table printed at startup.
 struct GroupSummary {
   std::string name;       // "matrix", "input_norm", "embedding/no_decay", ...
@@ -39,6 +48,9 @@ class Optimizer {
   // Throws std::runtime_error naming the parameter when a saved shape or name does not match.
   virtual void load(torch::serialize::InputArchive& archive) = 0;
   virtual std::vector<GroupSummary> summary() const = 0;
+  // Every tensor this optimizer updates with Adam and has taken at least one step on (Muon's
+  // orthogonalized matrices are not Adam-preconditioned and are absent).
+  virtual std::vector<AdamStepSize> adam_step_sizes(double lr_scale) const = 0;
 };
 
 // Base lr and weight decay of a parameter group from the config (wd is 0 when decay is false).
@@ -54,6 +66,7 @@ class AdamW : public Optimizer {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
   std::vector<GroupSummary> summary() const override;
+  std::vector<AdamStepSize> adam_step_sizes(double lr_scale) const override;
 
  private:
   struct State {
@@ -85,6 +98,7 @@ class Muon : public Optimizer {
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
   std::vector<GroupSummary> summary() const override;
+  std::vector<AdamStepSize> adam_step_sizes(double lr_scale) const override;
 
  private:
   OptimConfig cfg_;

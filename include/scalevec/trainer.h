@@ -18,6 +18,7 @@
 #include "scalevec/metrics.h"
 #include "scalevec/model.h"
 #include "scalevec/optim.h"
+#include "scalevec/probe.h"
 
 namespace scalevec {
 
@@ -82,6 +83,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradSynchronizer> sync_;
   std::unique_ptr<TokenWindowLoader> train_data_, val_data_;
+  std::unique_ptr<Probe> probe_;  // null when train.probe_every = 0
   TrainState state_;
   double last_grad_norm_ = 0;
   // Under DDP: whether any rank had a stop signal at the last step's loss all-reduce, so that

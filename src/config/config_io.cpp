@@ -419,6 +419,12 @@ void visit_config(V& v, C& c) {
   v("train.cuda_graph", t.cuda_graph);
   v("train.threads", t.threads);
   v("train.peak_tflops", t.peak_tflops);
+  v("train.probe_every", t.probe_every);
+  v("train.probe_batches", t.probe_batches);
+  v("train.probe_batch_size", t.probe_batch_size);
+  v("train.probe_iters", t.probe_iters);
+  v("train.probe_tol", t.probe_tol);
+  v("train.probe_trace_samples", t.probe_trace_samples);
 
   v("dist.backend", c.dist.backend);
   v("dist.bucket_mb", c.dist.bucket_mb);
@@ -548,6 +554,12 @@ void validate_config(const Config& c) {
         "train.device must be auto, cpu or cuda[:N], got '" + t.device + "'");
   check(t.log_every >= 1 && t.eval_every >= 0 && t.ckpt_every >= 0 && t.keep_last >= 1,
         "train.log_every >= 1, eval_every >= 0, ckpt_every >= 0, keep_last >= 1");
+  check(t.probe_every >= 0, "train.probe_every must be >= 0 (0: probes off)");
+  check(t.probe_batches >= 1 && t.probe_batch_size >= 0 && t.probe_iters >= 2 &&
+            t.probe_trace_samples >= 0,
+        "train.probe_batches >= 1, probe_batch_size >= 0, probe_iters >= 2, "
+        "probe_trace_samples >= 0");
+  check(t.probe_tol >= 0, "train.probe_tol must be >= 0");
   check(c.data.val_fraction > 0 && c.data.val_fraction < 1, "data.val_fraction must be in (0, 1)");
   check(c.data.tokenizer_type == "bpe" || c.data.tokenizer_type == "unigram",
         "data.tokenizer_type must be bpe or unigram");

@@ -47,6 +47,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
     : n_heads_(cfg.n_heads),
       n_kv_heads_(cfg.kv_heads()),
       head_dim_(cfg.head_dim()),
+      configured_kernel_(cfg.attention),
       kernel_(cfg.attention) {
   TORCH_CHECK(!(cfg.attention == AttentionKernel::Fused && !compat::kHasFusedSdpa),
               "model.attention=fused needs LibTorch >= 2.0; use auto or math");

@@ -119,6 +119,36 @@ std::vector<std::pair<std::string, ScaleNorm>> TransformerImpl::norms() const {
   return out;
 }
 
+std::vector<NormReaders> TransformerImpl::norm_readers() const {
+  // Which tensors read which norm is the model's wiring (attention.cpp, swiglu.cpp, moe.cpp).
+  std::unordered_map<const ScaleNormImpl*, std::vector<at::Tensor>> readers;
+  for (const auto& m : *blocks) {
+    const auto* b = m->as<BlockImpl>();
+    readers[b->attn->norm.get()] = {b->attn->wq, b->attn->wk, b->attn->wv};
+    if (b->mlp) readers[b->mlp->norm.get()] = {b->mlp->w_gate, b->mlp->w_up};
+    if (b->moe) {
+      auto& r = readers[b->moe->norm.get()];
+      r = {b->moe->w_router, b->moe->w_gate, b->moe->w_up};
+      if (b->moe->s_gate.defined()) r.insert(r.end(), {b->moe->s_gate, b->moe->s_up});
+    }
+  }
+  readers[final_norm.get()] = {lm_head.defined() ? lm_head : tok_emb};
+  std::vector<NormReaders> out;
+  for (const auto& [name, norm] : norms()) {
+    auto it = readers.find(norm.get());
+    std::vector<at::Tensor> weights = it == readers.end() ? std::vector<at::Tensor>{} : it->second;
+    TORCH_CHECK(weights.size() == norm->branches().size(), "norm ", name, " has ",
+                norm->branches().size(), " branches but ", weights.size(), " reader weights");
+    out.push_back({name, norm, std::move(weights)});
+  }
+  return out;
+}
+
+void TransformerImpl::set_reference_kernels(bool on) {
+  for (const auto& item : norms()) item.second.ptr()->set_reference_only(on);
+  for (const auto& m : *blocks) m->as<BlockImpl>()->attn->set_math_only(on);
+}
+
 std::vector<NamedParam> TransformerImpl::named_params() const {
   std::vector<NamedParam> tagged;
   for (const auto& [name, norm] : norms()) norm->collect(name, tagged);

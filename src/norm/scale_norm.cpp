@@ -97,6 +97,10 @@ ScaleNormImpl::ScaleNormImpl(NormPosition position, const NormOptions& opts, int
   }
 }
 
+at::Tensor ScaleNormImpl::normalize(const at::Tensor& x) const {
+  return reference_only_ ? rms_normalize_reference(x, opts_.eps) : rms_normalize(x, opts_.eps);
+}
+
 at::Tensor ScaleNormImpl::forward(const at::Tensor& x) {
   at::Tensor n = normalize(x);
   if (owned_.empty()) return n;
@@ -110,6 +114,19 @@ at::Tensor ScaleNormImpl::input_scale(size_t b) const {
     return owned_.empty() ? at::Tensor() : owned_[0]->value();
   TORCH_CHECK(b < branches_.size(), "branch index ", b, " out of range");
   return in_scales_[b] ? in_scales_[b]->value() : at::Tensor();
+}
+
+int64_t ScaleNormImpl::input_scale_id(size_t b) const {
+  const ScaleVectorImpl* target = nullptr;
+  if (branches_.empty() || in_scales_.empty()) {
+    if (!owned_.empty()) target = owned_[0].get();
+  } else {
+    TORCH_CHECK(b < branches_.size(), "branch index ", b, " out of range");
+    if (in_scales_[b]) target = in_scales_[b].get();
+  }
+  for (size_t i = 0; i < owned_.size(); ++i)
+    if (owned_[i].get() == target) return static_cast<int64_t>(i);
+  return -1;
 }
 
 at::Tensor ScaleNormImpl::output_scale(size_t b) const {
@@ -128,7 +145,7 @@ at::Tensor ScaleNormImpl::scaled_weight(size_t b, const at::Tensor& weight) cons
 
 at::Tensor ScaleNormImpl::after_matmul(size_t b, const at::Tensor& y, int64_t expert) const {
   if (!is_dnp(b)) return y;
-  const at::Tensor z = rms_normalize(y, opts_.eps);
+  const at::Tensor z = normalize(y);
   at::Tensor go = output_scale(b);
   if (!go.defined()) return z;
   if (go.dim() == 2) go = expert >= 0 ? go[expert] : go.unsqueeze(-2);  // a stack's vectors

@@ -101,6 +101,24 @@ void AdamW::step_group(const Group& g, double lr_scale) {
   }
 }
 
+std::vector<AdamStepSize> AdamW::adam_step_sizes(double lr_scale) const {
+  std::vector<AdamStepSize> out;
+  at::NoGradGuard no_grad;
+  for (const auto& g : groups_) {
+    for (const size_t i : g.members) {
+      const State& s = state_[i];
+      if (s.step == 0) continue;
+      const double t = static_cast<double>(s.step);
+      const double bc1 = 1.0 - std::pow(cfg_.beta1, t);
+      const double bc2 = 1.0 - std::pow(cfg_.beta2, t);
+      // Same operation order as step_group's denominator.
+      const at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)) + cfg_.eps;
+      out.push_back({params_[i].tensor, denom.reciprocal() * (g.lr * lr_scale / bc1)});
+    }
+  }
+  return out;
+}
+
 void AdamW::zero_grad() {
   for (auto& p : params_) p.tensor.mutable_grad().reset();
 }

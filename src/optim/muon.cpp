@@ -83,6 +83,10 @@ void Muon::load(torch::serialize::InputArchive& ar) {
   steps_ = std::move(steps);
 }
 
+std::vector<AdamStepSize> Muon::adam_step_sizes(double lr_scale) const {
+  return adamw_->adam_step_sizes(lr_scale);
+}
+
 std::vector<GroupSummary> Muon::summary() const {
   std::vector<GroupSummary> rows;
   for (bool decay : {true, false}) {

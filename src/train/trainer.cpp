@@ -87,6 +87,20 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                std::to_string(cfg_.model.vocab_size));
   }
 
+  if (cfg_.train.probe_every > 0) {
+    if (!val_data_)
+      log::warn("train.probe_every is set but probes need the validation shard: probes off");
+    else
+      probe_ = std::make_unique<Probe>(
+          cfg_.train, cfg_.optim,
+          [&] {
+            auto batches = probe_batches(*val_data_, cfg_.train);
+            for (auto& b : batches) b = {b.inputs.to(device_), b.targets.to(device_)};
+            return batches;
+          }(),
+          comm_.get(), env_.world_size);
+  }
+
   std::string resume_path = opts_.resume_from;
   if (resume_path.empty() && opts_.resume) {
     const auto found = list_checkpoints(cfg_.train.out_dir);
@@ -215,10 +229,14 @@ TrainResult Trainer::run() {
   TrainResult result;
   const auto& t = cfg_.train;
   std::unique_ptr<MetricsWriter> metrics;
-  if (opts_.write_outputs && env_.rank == 0)
+  if (opts_.write_outputs && env_.rank == 0) {
+    std::vector<std::string> columns = scale_statistic_columns(*model_);
+    if (probe_)
+      for (auto& c : probe_->columns(*model_)) columns.push_back(std::move(c));
     metrics = std::make_unique<MetricsWriter>(
-        t.out_dir, scale_statistic_columns(*model_),
+        t.out_dir, std::move(columns),
         state_.step > 0 ? std::optional<int64_t>(state_.step) : std::nullopt);
+  }
   const int64_t tokens_per_step = t.batch_size * t.seq_len * t.grad_accum * env_.world_size;
   const double peak = t.peak_tflops * 1e12;
   const int64_t first = state_.step;
@@ -252,6 +270,16 @@ TrainResult Trainer::run() {
       m.extra = scale_statistics(*model_);
     }
     m.tokens_per_s = tokens_per_s;
+    if (probe_ && (state_.step % t.probe_every == 0 || last)) {
+      // After the update, with the step size the next update will use (every rank takes part).
+      const auto values = probe_->run(*model_, params_, *optimizer_,
+                                      lr_scale(cfg_.schedule, state_.step, t.steps), state_.step);
+      m.extra.insert(values.begin(), values.end());
+      log::info(log::cat("step ", state_.step, " ", Probe::summary(values)));
+      // The probe's time is not training throughput.
+      window_start += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double, std::milli>(values.at("probe.ms")));
+    }
     if (device_.is_cuda()) m.mfu = tokens_per_s * flops_per_token() / (peak * env_.world_size);
     if (metrics) metrics->write(m);
     if (log_now) {
