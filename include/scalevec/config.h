@@ -150,9 +150,9 @@ struct TrainConfig {
   // optional Hutchinson trace, gamma-W balance per norm position. Off when probe_every = 0.
   int64_t probe_every = 0;          // steps between probes (and after the last step)
   int64_t probe_batches = 1;        // validation batches in the fixed probe batch
-  int64_t probe_batch_size = 4;     // sequences kept of each (0: train.batch_size)
-  int64_t probe_iters = 20;         // power iterations per eigenvalue, at most
-  double probe_tol = 1e-3;          // stop when |lambda_k - lambda_k-1| <= tol |lambda_k|
+  int64_t probe_batch_size = 2;     // sequences kept of each (0: train.batch_size)
+  int64_t probe_iters = 16;         // Lanczos iterations (Hessian-vector products), at most
+  double probe_tol = 1e-2;          // stop when the top Ritz residual is <= tol |lambda|
   int64_t probe_trace_samples = 0;  // Hutchinson samples for the Hessian trace (0: none)
 };
 

@@ -1,6 +1,6 @@
 // Curvature of a loss without forming its Hessian: Hessian-vector products by double backward,
-// power iteration for the top eigenvalue, Hutchinson's trace estimate. Vectors are lists of
-// tensors shaped like the parameters they perturb.
+// Lanczos (and power iteration) for extreme eigenvalues, Hutchinson's trace estimate. Vectors are
+// lists of tensors shaped like the parameters they perturb.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -50,18 +50,19 @@ EigenEstimate power_iteration(const LinearOperator& op, TensorList v0, int64_t m
                               double tol);
 
 struct SpectrumEdge {
-  double top = NAN;         // the largest eigenvalue
-  double bottom = NAN;      // the most negative one, when it outweighs the top (else NaN)
-  int64_t iterations = 0;   // operator applications over both passes
-  double rel_change = NAN;  // of the pass that gave `top`
-  bool converged = false;
+  double top = NAN;           // the largest eigenvalue (Ritz value)
+  double bottom = NAN;        // the smallest Ritz value (less converged than `top`)
+  int64_t iterations = 0;     // operator applications
+  double rel_residual = NAN;  // |A y - top y| / |top| for the top Ritz vector y
+  bool converged = false;     // rel_residual <= tol before max_iters
 };
 
-// The largest eigenvalue by power iteration. When the eigenvalue of largest magnitude is
-// negative (small-batch Hessians often have strong negative curvature), a second pass on the
-// shifted operator A - bottom I, whose spectrum is >= 0, finds top - bottom.
-SpectrumEdge top_eigenvalue(const LinearOperator& op, const TensorList& v0, int64_t max_iters,
-                            double tol);
+// Both ends of a symmetric operator's spectrum by Lanczos with full reorthogonalization (keeps
+// max_iters vectors). Unlike power iteration it finds the largest eigenvalue even where
+// negative curvature is larger in magnitude (small-batch Hessians) or the top is barely
+// separated from the bulk. Stops when the top Ritz pair's residual is <= tol |top|.
+SpectrumEdge lanczos_extremes(const LinearOperator& op, const TensorList& v0, int64_t max_iters,
+                              double tol);
 
 struct TraceEstimate {
   double mean = NAN;

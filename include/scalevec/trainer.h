@@ -61,6 +61,8 @@ class Trainer {
   double evaluate();
   // One optimizer step on batch source step `step` (used by run() and the benchmark).
   double train_step(int64_t step);
+  // The mechanism probes at `step` (steps done); empty when train.probe_every = 0.
+  std::map<std::string, double> probe(int64_t step);
 
   TransformerImpl& model() { return *model_; }
   const Config& config() const { return cfg_; }

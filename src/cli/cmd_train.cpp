@@ -72,12 +72,19 @@ int cmd_bench(const Args& args) {
   for (int64_t s = 0; s < cfg.bench.warmup_steps; ++s) trainer.train_step(s);
   compat::cuda_synchronize();
   compat::cuda_reset_peak_memory();
-  std::vector<double> ms;
+  std::vector<double> ms, probe_ms;
   compat::DeviceTimer timer(trainer.device());
   for (int64_t s = 0; s < cfg.bench.steps; ++s) {
     timer.start();
     trainer.train_step(cfg.bench.warmup_steps + s);
     ms.push_back(timer.stop_ms());
+    // With train.probe_every set: a probe after every 4th step, so that steps and probes are
+    // timed under the same conditions.
+    if (t.probe_every > 0 && s % 4 == 3) {
+      timer.start();
+      trainer.probe(cfg.bench.warmup_steps + s + 1);
+      probe_ms.push_back(timer.stop_ms());
+    }
   }
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
@@ -94,7 +101,19 @@ int cmd_bench(const Args& args) {
        << ", \"ms_per_step_mean\": " << mean << ", \"ms_per_step_min\": " << sorted.front()
        << ", \"ms_per_step_max\": " << sorted.back() << ", \"tokens_per_s\": " << tok_s
        << ", \"tflops\": " << tflops << ", \"mfu\": " << mfu
-       << ", \"peak_memory_gib\": " << peak_gib << ", \"steps\": " << ms.size() << "}";
+       << ", \"peak_memory_gib\": " << peak_gib << ", \"steps\": " << ms.size();
+  if (!probe_ms.empty()) {
+    std::sort(probe_ms.begin(), probe_ms.end());
+    const double probe_median = probe_ms[probe_ms.size() / 2];
+    // Share of a run spent probing at train.probe_every.
+    const double share = probe_median / (probe_median + t.probe_every * median);
+    json << ", \"probes\": " << probe_ms.size() << ", \"ms_per_probe_median\": " << probe_median
+         << ", \"probe_every\": " << t.probe_every << ", \"probe_share_of_run\": " << share;
+    std::cout << "probes: " << probe_median << " ms/probe (median of " << probe_ms.size()
+              << ") = " << probe_median / median << " steps; at probe_every " << t.probe_every
+              << " probes take " << share * 100 << "% of the run\n";
+  }
+  json << "}";
   std::cout << "bench " << args.config_path << " on " << compat::cuda_device_name() << ": "
             << median << " ms/step (median of " << ms.size() << "), " << tok_s / 1e3
             << "k tokens/s, " << tflops << " TFLOP/s, MFU " << mfu * 100 << "%, peak memory "

@@ -38,10 +38,11 @@ TensorList HessianVectorProduct::apply(const TensorList& v) const {
 
 double dot(const TensorList& a, const TensorList& b) {
   TORCH_CHECK(a.size() == b.size(), "dot: lists of ", a.size(), " and ", b.size(), " tensors");
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    s += (a[i].to(at::kDouble) * b[i].to(at::kDouble)).sum().item<double>();
-  return s;
+  if (a.empty()) return 0;
+  // Accumulated on the tensors' device: one host sync per dot, not one per tensor.
+  at::Tensor s = at::zeros({}, a[0].options().dtype(at::kDouble));
+  for (size_t i = 0; i < a.size(); ++i) s += (a[i].to(at::kDouble) * b[i].to(at::kDouble)).sum();
+  return s.item<double>();
 }
 
 double norm(const TensorList& a) {
@@ -104,31 +105,70 @@ EigenEstimate power_iteration(const LinearOperator& op, TensorList v0, int64_t m
   return est;
 }
 
-SpectrumEdge top_eigenvalue(const LinearOperator& op, const TensorList& v0, int64_t max_iters,
-                            double tol) {
-  SpectrumEdge edge;
-  const EigenEstimate first = power_iteration(op, v0, max_iters, tol);
-  edge.iterations = first.iterations;
-  if (!(first.value < 0)) {
-    edge.top = first.value;
-    edge.rel_change = first.rel_change;
-    edge.converged = first.converged;
-    return edge;
+namespace {
+
+at::Tensor flatten(const TensorList& v) {
+  std::vector<at::Tensor> parts;
+  parts.reserve(v.size());
+  for (const auto& t : v) parts.push_back(t.reshape({-1}));
+  return at::cat(parts);
+}
+
+TensorList unflatten(const at::Tensor& flat, const TensorList& like) {
+  TensorList out;
+  out.reserve(like.size());
+  int64_t offset = 0;
+  for (const auto& t : like) {
+    out.push_back(flat.slice(0, offset, offset + t.numel()).view(t.sizes()));
+    offset += t.numel();
   }
-  edge.bottom = first.value;
-  const double shift = first.value;
-  const LinearOperator shifted = [&](const TensorList& v) {
-    TensorList av = op(v);
-    for (size_t i = 0; i < av.size(); ++i) av[i] = av[i] - v[i] * shift;
-    return av;
-  };
-  const EigenEstimate second = power_iteration(shifted, v0, max_iters, tol);
-  edge.iterations += second.iterations;
-  edge.top = second.value + shift;
-  // Relative to the top eigenvalue itself, not to the shifted one.
-  edge.rel_change =
-      second.rel_change * std::abs(second.value) / std::max(std::abs(edge.top), 1e-30);
-  edge.converged = first.converged && second.converged;
+  return out;
+}
+
+}  // namespace
+
+SpectrumEdge lanczos_extremes(const LinearOperator& op, const TensorList& v0, int64_t max_iters,
+                              double tol) {
+  SpectrumEdge edge;
+  // The Krylov basis as rows of one matrix: reorthogonalization is two matrix-vector products.
+  at::Tensor q = flatten(v0);
+  const double n0 = q.to(at::kDouble).norm().item<double>();
+  TORCH_CHECK(n0 > 0, "Lanczos: zero start vector");
+  at::Tensor basis = at::empty({std::max<int64_t>(max_iters, 1), q.numel()}, q.options());
+  basis[0].copy_(q / n0);
+  std::vector<double> alpha, beta;
+  for (int64_t j = 0; j < max_iters; ++j) {
+    const at::Tensor qj = basis[j];
+    at::Tensor w = flatten(op(unflatten(qj, v0)));
+    alpha.push_back(at::dot(qj.to(at::kDouble), w.to(at::kDouble)).item<double>());
+    // Full reorthogonalization, two passes (classical Gram-Schmidt twice): without it converged
+    // Ritz values reappear as spurious copies.
+    const at::Tensor q_sofar = basis.slice(0, 0, j + 1);
+    for (int pass = 0; pass < 2; ++pass) w = w - at::mv(q_sofar.t(), at::mv(q_sofar, w));
+    const double b = w.to(at::kDouble).norm().item<double>();
+    // Ritz values: eigenvalues of the tridiagonal T_j (alpha on the diagonal, beta beside it).
+    const int64_t m = j + 1;
+    at::Tensor t = at::zeros({m, m}, at::kDouble);
+    for (int64_t i = 0; i < m; ++i) {
+      t[i][i] = alpha[i];
+      if (i + 1 < m) t[i][i + 1] = t[i + 1][i] = beta[i];
+    }
+    const auto [theta, s] = at::linalg_eigh(t);
+    edge.top = theta[m - 1].item<double>();
+    edge.bottom = theta[0].item<double>();
+    edge.iterations = m;
+    // |A y - theta y| = beta_j |s_{j, top}| for the Ritz vector y = Q s.
+    edge.rel_residual =
+        b * std::abs(s[m - 1][m - 1].item<double>()) / std::max(std::abs(edge.top), 1e-30);
+    if (!std::isfinite(b)) break;
+    if (edge.rel_residual <= tol || b <= 1e-12 * std::max(std::abs(edge.top), 1e-30)) {
+      edge.converged = true;  // converged, or an invariant subspace: T_j is exact
+      break;
+    }
+    if (j + 1 == max_iters) break;
+    beta.push_back(b);
+    basis[j + 1].copy_(w / b);
+  }
   return edge;
 }
 

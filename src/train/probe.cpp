@@ -122,11 +122,11 @@ std::vector<std::string> Probe::columns(TransformerImpl& model) const {
   std::vector<std::string> cols = {"probe.loss",
                                    "probe.sharpness",
                                    "probe.sharpness_iters",
-                                   "probe.sharpness_rel_change",
+                                   "probe.sharpness_residual",
                                    "probe.hessian_min",
                                    "probe.adam_sharpness",
                                    "probe.adam_sharpness_iters",
-                                   "probe.adam_sharpness_rel_change",
+                                   "probe.adam_sharpness_residual",
                                    "probe.adam_min",
                                    "probe.adam_threshold"};
   if (cfg_.probe_trace_samples > 0) {
@@ -185,11 +185,11 @@ std::map<std::string, double> Probe::run(TransformerImpl& model,
   at::Generator gen = compat::make_generator(
       cfg_.seed * 1000003ULL + static_cast<uint64_t>(step) + 0x5eed, at::Device(at::kCPU));
   const SpectrumEdge top =
-      top_eigenvalue(hessian, random_like(tensors, gen), cfg_.probe_iters, cfg_.probe_tol);
+      lanczos_extremes(hessian, random_like(tensors, gen), cfg_.probe_iters, cfg_.probe_tol);
   out["probe.sharpness"] = top.top;
   out["probe.sharpness_iters"] = static_cast<double>(top.iterations);
-  out["probe.sharpness_rel_change"] = top.rel_change;
-  if (!std::isnan(top.bottom)) out["probe.hessian_min"] = top.bottom;
+  out["probe.sharpness_residual"] = top.rel_residual;
+  out["probe.hessian_min"] = top.bottom;
 
   // Adam: eigenvalues of D H (D = step sizes) are those of the symmetric D^1/2 H D^1/2.
   TensorList sqrt_d(tensors.size());
@@ -206,12 +206,13 @@ std::map<std::string, double> Probe::run(TransformerImpl& model,
     const LinearOperator preconditioned = [&](const TensorList& u) {
       return multiplied(hessian(multiplied(u, sqrt_d)), sqrt_d);
     };
-    const EigenEstimate adam =
-        power_iteration(preconditioned, multiplied(random_like(tensors, gen), sqrt_d),
-                        cfg_.probe_iters, cfg_.probe_tol);
-    out["probe.adam_sharpness"] = adam.value;
+    const SpectrumEdge adam =
+        lanczos_extremes(preconditioned, multiplied(random_like(tensors, gen), sqrt_d),
+                         cfg_.probe_iters, cfg_.probe_tol);
+    out["probe.adam_sharpness"] = adam.top;
+    out["probe.adam_min"] = adam.bottom;
     out["probe.adam_sharpness_iters"] = static_cast<double>(adam.iterations);
-    out["probe.adam_sharpness_rel_change"] = adam.rel_change;
+    out["probe.adam_sharpness_residual"] = adam.rel_residual;
   }
   if (cfg_.probe_trace_samples > 0) {
     const TraceEstimate tr = hutchinson_trace(hessian, tensors, cfg_.probe_trace_samples, gen);
@@ -231,10 +232,9 @@ std::string Probe::summary(const std::map<std::string, double>& v) {
   };
   std::ostringstream line;
   line << std::setprecision(4) << "probe | loss " << get("probe.loss") << " | sharpness "
-       << get("probe.sharpness") << " (" << get("probe.sharpness_iters") << " it, rel "
-       << std::scientific << std::setprecision(1) << get("probe.sharpness_rel_change") << ")"
-       << std::defaultfloat << std::setprecision(4);
-  if (v.count("probe.hessian_min")) line << " | min " << get("probe.hessian_min");
+       << get("probe.sharpness") << " (" << get("probe.sharpness_iters") << " it, residual "
+       << std::scientific << std::setprecision(1) << get("probe.sharpness_residual") << ")"
+       << std::defaultfloat << std::setprecision(4) << " | min " << get("probe.hessian_min");
   line << " | adam " << get("probe.adam_sharpness") << " / " << get("probe.adam_threshold");
   if (v.count("probe.trace")) line << " | trace " << get("probe.trace");
   line << " | " << std::fixed << std::setprecision(0) << get("probe.ms") << " ms";

@@ -88,17 +88,22 @@ Trainer::Trainer(Config config, TrainerOptions options)
   }
 
   if (cfg_.train.probe_every > 0) {
-    if (!val_data_)
-      log::warn("train.probe_every is set but probes need the validation shard: probes off");
-    else
-      probe_ = std::make_unique<Probe>(
-          cfg_.train, cfg_.optim,
-          [&] {
-            auto batches = probe_batches(*val_data_, cfg_.train);
-            for (auto& b : batches) b = {b.inputs.to(device_), b.targets.to(device_)};
-            return batches;
-          }(),
-          comm_.get(), env_.world_size);
+    std::vector<Batch> batches;
+    if (val_data_) {
+      batches = probe_batches(*val_data_, cfg_.train);
+    } else {  // synthetic data (bench): fixed random tokens
+      auto gen = compat::make_generator(cfg_.train.seed + 4242, at::Device(at::kCPU));
+      const int64_t rows =
+          cfg_.train.probe_batch_size > 0 ? cfg_.train.probe_batch_size : cfg_.train.batch_size;
+      for (int64_t i = 0; i < cfg_.train.probe_batches; ++i) {
+        const at::Tensor t =
+            at::randint(cfg_.model.vocab_size, {rows, cfg_.train.seq_len + 1}, gen, at::kLong);
+        batches.push_back({t.slice(1, 0, -1), t.slice(1, 1)});
+      }
+    }
+    for (auto& b : batches) b = {b.inputs.to(device_), b.targets.to(device_)};
+    probe_ = std::make_unique<Probe>(cfg_.train, cfg_.optim, std::move(batches), comm_.get(),
+                                     env_.world_size);
   }
 
   std::string resume_path = opts_.resume_from;
@@ -199,6 +204,27 @@ double Trainer::train_step(int64_t step) {
   return loss;
 }
 
+std::map<std::string, double> Trainer::probe(int64_t step) {
+  if (!probe_) return {};
+  // The probe's autograd::grad calls reach the parameters' gradient hooks on LibTorch 2.x: the
+  // DDP synchronizer must not take them for a training gradient.
+  struct SyncPause {
+    GradSynchronizer* sync;
+    bool was = false;
+    explicit SyncPause(GradSynchronizer* s) : sync(s) {
+      if (sync) {
+        was = sync->sync_enabled();
+        sync->set_sync_enabled(false);
+      }
+    }
+    ~SyncPause() {
+      if (sync) sync->set_sync_enabled(was);
+    }
+  } pause(sync_.get());
+  return probe_->run(*model_, params_, *optimizer_, lr_scale(cfg_.schedule, step, cfg_.train.steps),
+                     step);
+}
+
 double Trainer::evaluate() {
   if (!val_data_) return NAN;
   at::NoGradGuard no_grad;
@@ -272,8 +298,7 @@ TrainResult Trainer::run() {
     m.tokens_per_s = tokens_per_s;
     if (probe_ && (state_.step % t.probe_every == 0 || last)) {
       // After the update, with the step size the next update will use (every rank takes part).
-      const auto values = probe_->run(*model_, params_, *optimizer_,
-                                      lr_scale(cfg_.schedule, state_.step, t.steps), state_.step);
+      const auto values = probe(state_.step);
       m.extra.insert(values.begin(), values.end());
       log::info(log::cat("step ", state_.step, " ", Probe::summary(values)));
       // The probe's time is not training throughput.
