@@ -58,6 +58,12 @@ void cuda_reset_peak_memory();
 bool cuda_available();
 int cuda_device_count();
 std::string cuda_device_name();
+// "name, N GiB" of CUDA device i.
+std::string cuda_device_summary(int device);
+// The CUDA runtime version the build targets ("12.4"), "none" in CPU builds.
+std::string cuda_runtime_version();
+// cuDNN loaded at run time ("9.1.0"), "none" without CUDA/cuDNN.
+std::string cudnn_version();
 
 // Times device work: CUDA events on a CUDA device (no host sync until stop), a clock on CPU.
 class DeviceTimer {

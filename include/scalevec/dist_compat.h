@@ -62,5 +62,7 @@ std::unique_ptr<CollectiveBackend> make_nccl_backend(const c10::intrusive_ptr<c1
 
 bool gloo_available();
 bool nccl_available();
+// NCCL version of the build's headers ("2.22.3"), "none" without NCCL.
+std::string nccl_build_version();
 
 }  // namespace scalevec::dist_compat

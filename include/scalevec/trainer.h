@@ -37,7 +37,8 @@ struct TrainerOptions {
   std::string resume_from;      // or from this checkpoint file
   int64_t stop_after = -1;      // stop (with a checkpoint) after this many steps in this run
   bool synthetic_data = false;  // random tokens instead of shards (benchmarks)
-  bool write_outputs = true;    // metrics, logs, checkpoints, resolved config
+  bool write_outputs = true;    // metrics, logs, checkpoints, resolved config, run_info.yaml
+  std::vector<std::string> command_line;  // recorded in run_info.yaml
 };
 
 struct TrainResult {

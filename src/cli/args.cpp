@@ -16,6 +16,7 @@ Config Args::load() const {
 
 Args parse_args(int argc, char** argv, const std::vector<std::string>& flags) {
   Args a;
+  a.argv.assign(argv, argv + argc);
   if (argc >= 2) a.command = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -17,6 +17,7 @@ class UsageError : public std::runtime_error {
 };
 
 struct Args {
+  std::vector<std::string> argv;  // the whole command line, for run_info.yaml
   std::string command;
   std::string config_path;
   std::vector<std::string> overrides;          // from --set

@@ -26,6 +26,7 @@ int cmd_train(const Args& args) {
   TrainerOptions opts;
   opts.resume = args.has("resume");
   opts.resume_from = args.get("resume-from");
+  opts.command_line = args.argv;
   if (args.has("stop-after")) opts.stop_after = std::stoll(args.get("stop-after"));
   install_stop_signal_handlers();
   Trainer trainer(args.load(), opts);

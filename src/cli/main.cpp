@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "scalevec/build_info.h"
 #include "scalevec/config_io.h"
 #include "scalevec/log.h"
 
@@ -26,6 +27,7 @@ common options:
   --set key=value     override one key, e.g. --set optim.lr=3e-4 --set model.norm.variant=unified
   --verbose           debug logging
   --help              this text
+  --version           build info: commit, LibTorch, CUDA, cuDNN, NCCL, compiler
 
 train options:
   --resume            continue from the newest checkpoint in train.out_dir (none there: start)
@@ -46,6 +48,10 @@ int main(int argc, char** argv) {
       !std::strcmp(argv[1], "help")) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version")) {
+    std::cout << version_text();
+    return 0;
   }
   try {
     const auto args = cli::parse_args(argc, argv, {"resume", "verbose", "help", "json-only"});

@@ -18,6 +18,17 @@ bool nccl_available() {
 #endif
 }
 
+std::string nccl_build_version() {
+#if defined(SCALEVEC_HAS_NCCL) && defined(NCCL_MAJOR)
+  return std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." +
+         std::to_string(NCCL_PATCH);
+#elif defined(SCALEVEC_HAS_NCCL)
+  return "linked";
+#else
+  return "none";
+#endif
+}
+
 std::unique_ptr<CollectiveBackend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store,
                                                      int rank, int size,
                                                      std::chrono::milliseconds timeout,

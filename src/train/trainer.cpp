@@ -1,5 +1,7 @@
 #include "scalevec/trainer.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -9,6 +11,7 @@
 #include "scalevec/compat.h"
 #include "scalevec/config_io.h"
 #include "scalevec/log.h"
+#include "scalevec/run_info.h"
 #include "scalevec/schedule.h"
 
 namespace scalevec {
@@ -39,6 +42,30 @@ std::string human(double v) {
   else
     os << v;
   return os.str();
+}
+
+// Every rank's host name (a collective under DDP: each rank fills its row of a sum).
+std::vector<std::string> gather_host_names(Communicator& comm, int rank, int world_size) {
+  constexpr int kLen = 64;
+  char host[kLen] = {};
+  ::gethostname(host, kLen - 1);
+  if (world_size <= 1) return {host};
+  at::Tensor t = at::zeros({world_size, kLen}, at::kFloat);
+  for (int i = 0; i < kLen && host[i]; ++i) t[rank][i] = static_cast<unsigned char>(host[i]);
+  t = t.to(comm.device());
+  comm.allreduce_sum_(t);
+  t = t.cpu();
+  std::vector<std::string> out;
+  for (int r = 0; r < world_size; ++r) {
+    std::string name;
+    for (int i = 0; i < kLen; ++i) {
+      const int c = static_cast<int>(t[r][i].item<float>());
+      if (c == 0) break;
+      name.push_back(static_cast<char>(c));
+    }
+    out.push_back(name);
+  }
+  return out;
 }
 
 }  // namespace
@@ -131,6 +158,17 @@ Trainer::Trainer(Config config, TrainerOptions options)
                             " was written with a different model config; "
                             "resume with the config stored in it (see inspect-config)");
     log::info(log::cat("resumed from ", resume_path, " at step ", state_.step));
+  }
+  if (opts_.write_outputs) {
+    RunRecord record;
+    record.event = resume_path.empty() ? "start" : "resume";
+    record.step = state_.step;
+    record.resumed_from = resume_path;
+    record.command_line = opts_.command_line;
+    record.world_size = env_.world_size;
+    record.hosts = gather_host_names(*comm_, env_.rank, env_.world_size);
+    if (env_.rank == 0)
+      for (const auto& line : append_run_info(cfg_.train.out_dir, record)) log::info(line);
   }
   if (opts_.write_outputs && env_.rank == 0)
     save_config(cfg_, (fs::path(cfg_.train.out_dir) / "config.resolved.yaml").string());

@@ -1,6 +1,7 @@
 #include "scalevec/compat.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include <dlfcn.h>
 
@@ -131,6 +132,42 @@ std::string cuda_device_name() {
   if (at::cuda::is_available()) return at::cuda::getCurrentDeviceProperties()->name;
 #endif
   return "cpu";
+}
+
+std::string cuda_device_summary(int device) {
+#ifdef SCALEVEC_WITH_CUDA
+  const auto* p = at::cuda::getDeviceProperties(device);
+  return std::string(p->name) + ", " +
+         std::to_string(static_cast<int64_t>(p->totalGlobalMem >> 30)) + " GiB";
+#else
+  (void)device;
+  return "none";
+#endif
+}
+
+std::string cuda_runtime_version() {
+#if defined(SCALEVEC_WITH_CUDA) && defined(CUDART_VERSION)
+  return std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+#else
+  return "none";
+#endif
+}
+
+std::string cudnn_version() {
+#ifdef SCALEVEC_WITH_CUDA
+  try {
+    if (!at::detail::getCUDAHooks().hasCuDNN()) return "none";
+    const long v = at::detail::getCUDAHooks().versionCuDNN();
+    // cuDNN >= 9 encodes MAJOR*10000 + MINOR*100 + PATCH, earlier MAJOR*1000 + MINOR*100 + PATCH.
+    const long major = v >= 90000 ? v / 10000 : v / 1000;
+    const long minor = v >= 90000 ? v % 10000 / 100 : v % 1000 / 100;
+    return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(v % 100);
+  } catch (const std::exception&) {
+    return "unknown";
+  }
+#else
+  return "none";
+#endif
 }
 
 struct DeviceTimer::Impl {
