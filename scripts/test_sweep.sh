@@ -52,6 +52,8 @@ set:
   train.eval_batches: 1
   train.log_every: 1
   train.ckpt_every: 2
+  train.probe_every: 2
+  train.probe_iters: 3
   schedule.warmup_steps: 1
 points:
   - {name: standard, set: {model.norm.variant: standard}}
@@ -134,6 +136,17 @@ pass "a failed run is reported, the others still run, exit status non-zero"
 "$py" scripts/plot_curves.py "$tmp/out/standard/seed1" -o "$tmp/scale.png" --metric scale.pre_attn.mean > /dev/null
 [ -s "$tmp/scale.png" ] || fail "plot_curves.py scale metric"
 pass "plot_curves.py draws runs, point folders and scale statistics"
+
+# 8. Probe columns: plotted on a log scale (with Adam's threshold line) and summarized per point.
+"$py" scripts/plot_curves.py "$tmp/out/standard" "$tmp/out/none" -o "$tmp/probes.png" --log-y \
+  --metric probe.sharpness --metric probe.adam_sharpness --metric probe.pre_attn.w_norm > /dev/null
+[ -s "$tmp/probes.png" ] || fail "plot_curves.py probe metrics"
+"$py" scripts/probe_summary.py "$tmp/out" --reference standard --late 2 > "$tmp/probes.txt"
+grep -q "^| standard | 1 | " "$tmp/probes.txt" || { cat "$tmp/probes.txt"; fail "probe_summary: no standard row"; }
+grep -q "^| none | 1 | " "$tmp/probes.txt" || { cat "$tmp/probes.txt"; fail "probe_summary: no none row"; }
+grep -q "Spearman rank correlation over 2 runs, late sharpness" "$tmp/probes.txt" ||
+  { cat "$tmp/probes.txt"; fail "probe_summary: no correlation line"; }
+pass "probe columns are plotted and summarized (probe_summary.py)"
 
 ok=1
 echo "test_sweep.sh: all checks passed"
