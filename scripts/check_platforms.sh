@@ -19,6 +19,8 @@
 #                            machine's apt sources.
 #   SCALEVEC_CUDNN_DIR       folder holding libcudnn.so.9 for debian13-cuda (default: found under
 #                            /usr/local/cuda*/lib64); without one, nvidia-cudnn downloads cuDNN.
+#   SCALEVEC_GOLDEN_WRITE=1  regenerate each platform's golden loss curves (tests/golden/<platform>/)
+#                            and copy them back into this checkout (scripts/regenerate_golden.sh)
 # Logs: <work>/<platform>.log. Exit status: 0 when every platform built and passed its tests.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -117,6 +119,7 @@ check_platform() {
   cp /etc/hosts "$root/etc/hosts"
 
   local env=(HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+  [ "${SCALEVEC_GOLDEN_WRITE:-0}" = 1 ] && env+=(SCALEVEC_GOLDEN_WRITE=1)
   if [ -n "$flag" ]; then
     local cudnn="${SCALEVEC_CUDNN_DIR:-}" d
     if [ -z "$cudnn" ]; then
@@ -141,6 +144,10 @@ check_platform() {
   chroot "$root" /usr/bin/env -i "${env[@]}" bash -c "cd /root/scalevec && bash scripts/test.sh $flag" \
     >"$log" 2>&1 || status=$?
   elapsed=$(($(date +%s) - start))
+  if [ "${SCALEVEC_GOLDEN_WRITE:-0}" = 1 ] && [ -d "$root/root/scalevec/tests/golden" ]; then
+    cp -r "$root/root/scalevec/tests/golden/." "$repo/tests/golden/"
+    echo "check_platforms: $platform: golden curves copied back to tests/golden ($(grep -h '^golden: wrote' "$log" | sed 's/^golden: wrote .*tests\/golden\///' | tr '\n' ';'))"
+  fi
 
   local build_s tests_line skipped artifacts="" build_dir="$root/root/scalevec/build"
   [ -n "$flag" ] && build_dir="$root/root/scalevec/build-cuda"

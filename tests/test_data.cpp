@@ -15,6 +15,7 @@
 
 #include "scalevec/config.h"
 #include "scalevec/data.h"
+#include "scalevec/data_fingerprint.h"
 #include "scalevec/process.h"
 #include "scalevec/shard_format.h"
 
@@ -207,6 +208,70 @@ TEST(ShardFormat, OutOfRangeAccessThrows) {
 }
 
 // ---------------------------------------------------------------- loader
+
+// ---------------------------------------------------------------- data fingerprint
+
+TEST(DataFingerprint, IdentifiesShardsByHeaderChecksumAndRoundTripsThroughYaml) {
+  TempDir dir;
+  write_shard(dir.file("train.bin"), random_tokens(500, 300, 1), 300);
+  write_shard(dir.file("val.bin"), random_tokens(100, 300, 2), 300);
+  std::ofstream(dir.file("tok.model")) << "pieces";
+  const DataFingerprint f =
+      fingerprint_data(ShardReader(dir.file("train.bin")), ShardReader(dir.file("val.bin")),
+                       dir.file("tok.model"), 64);
+  ASSERT_EQ(f.shards.size(), 2u);
+  const auto payload = random_tokens(500, 300, 1);
+  std::vector<uint16_t> narrow(payload.begin(), payload.end());
+  EXPECT_EQ(f.shards[0].checksum, fnv1a64(narrow.data(), narrow.size() * 2));
+  EXPECT_EQ(f.shards[0].tokens, 500u);
+  EXPECT_EQ(f.shards[0].bytes, 64u + 1000u);
+  EXPECT_EQ(f.shards[0].vocab_size, 300u);
+  EXPECT_EQ(f.tokenizer_hash, hex64(fnv1a64("pieces", 6)));
+  const DataFingerprint back = fingerprint_from_yaml(fingerprint_to_yaml(f), "test");
+  EXPECT_EQ(fingerprint_to_yaml(back), fingerprint_to_yaml(f));
+  const auto same = compare_fingerprints(f, back);
+  EXPECT_TRUE(same.changes.empty());
+  EXPECT_TRUE(same.notes.empty());
+  EXPECT_THROW(fingerprint_from_yaml("shards: 3", "ckpt.pt"), std::runtime_error);
+}
+
+TEST(DataFingerprint, NamesWhatChangedAndTellsAMoveFromAChange) {
+  DataFingerprint saved;
+  saved.shards = {{"train", "a/train.bin", 1064, 500, 300, 0x1111},
+                  {"val", "a/val.bin", 264, 100, 300, 0x2222}};
+  saved.tokenizer_path = "a/tok.model";
+  saved.tokenizer_hash = "00000000000000aa";
+  saved.seq_len = 64;
+
+  DataFingerprint moved = saved;  // same tokens at another path: a note, not a change
+  moved.shards[0].path = "b/train.bin";
+  auto cmp = compare_fingerprints(saved, moved);
+  EXPECT_TRUE(cmp.changes.empty());
+  ASSERT_EQ(cmp.notes.size(), 1u);
+  EXPECT_NE(cmp.notes[0].find("b/train.bin"), std::string::npos) << cmp.notes[0];
+
+  DataFingerprint other = saved;
+  other.shards[0].checksum = 0x3333;
+  other.shards[0].tokens = 400;
+  other.tokenizer_hash = "00000000000000bb";
+  other.seq_len = 32;
+  cmp = compare_fingerprints(saved, other);
+  ASSERT_EQ(cmp.changes.size(), 3u);
+  EXPECT_NE(cmp.changes[0].find("train shard a/train.bin: checksum 0000000000001111 -> "
+                                "0000000000003333, tokens 500 -> 400"),
+            std::string::npos)
+      << cmp.changes[0];
+  EXPECT_NE(cmp.changes[1].find("tokenizer a/tok.model: hash 00000000000000aa -> 00000000000000bb"),
+            std::string::npos)
+      << cmp.changes[1];
+  EXPECT_NE(cmp.changes[2].find("train.seq_len 64 -> 32"), std::string::npos) << cmp.changes[2];
+
+  DataFingerprint no_tokenizer = saved;  // training does not read it: noted only
+  no_tokenizer.tokenizer_hash = "";
+  cmp = compare_fingerprints(saved, no_tokenizer);
+  EXPECT_TRUE(cmp.changes.empty());
+  EXPECT_EQ(cmp.notes.size(), 1u);
+}
 
 TEST(DataLoader, ShapesAndDtype) {
   TempDir dir;

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "scalevec/config_io.h"
+#include "scalevec/data_fingerprint.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/trainer.h"
 #include "test_util.h"
@@ -169,6 +171,85 @@ TEST(Trainer, CorruptOrMismatchedCheckpointGivesAClearError) {
     EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(fs::exists(ckpt));
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The scenario: 4 steps, the training shard replaced by another file under the same path,
+// then --resume: refused by name; continued on purpose with allow_data_change, and recorded.
+TEST(Trainer, ResumeRefusesAReplacedTrainingShardUnlessAllowed) {
+  Fixture f("datachange");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string ckpt = checkpoint_path(f.cfg.train.out_dir, 4);
+  const auto ckpt_size = fs::file_size(ckpt);
+  const fs::path train = f.cfg.data.train_shard;
+  const std::string old_checksum = hex64(ShardReader(train.string()).checksum());
+  fs::copy_file(f.cfg.data.val_shard, train, fs::copy_options::overwrite_existing);
+  const std::string new_checksum = hex64(ShardReader(train.string()).checksum());
+  ASSERT_NE(old_checksum, new_checksum);
+
+  f.cfg.train.steps = 8;
+  TrainerOptions resume;
+  resume.resume = true;
+  try {
+    Trainer t(f.cfg, resume);
+    FAIL() << "expected the resume to be refused";
+  } catch (const CheckpointError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("train shard " + train.string() + ": checksum " + old_checksum + " -> " +
+                        new_checksum + ", tokens 20000 -> 3000"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("--allow-data-change"), std::string::npos) << what;
+    EXPECT_EQ(what.find("val shard"), std::string::npos) << what;  // the unchanged one is not named
+  }
+  EXPECT_EQ(fs::file_size(ckpt), ckpt_size);  // nothing lost
+
+  resume.allow_data_change = true;
+  const auto r = Trainer(f.cfg, resume).run();
+  EXPECT_EQ(r.steps_done, 8);
+  const std::string info = read_text(fs::path(f.cfg.train.out_dir) / "run_info.yaml");
+  EXPECT_NE(info.find("data_check: changed, allowed by --allow-data-change"), std::string::npos)
+      << info;
+  EXPECT_NE(info.find(old_checksum + " -> " + new_checksum), std::string::npos) << info;
+
+  // The next resume compares against the new data's fingerprint, stored at step 8: unchanged.
+  f.cfg.train.steps = 10;
+  resume.allow_data_change = false;
+  Trainer(f.cfg, resume).run();
+  const std::string info2 = read_text(fs::path(f.cfg.train.out_dir) / "run_info.yaml");
+  EXPECT_NE(info2.find("data_check: unchanged"), std::string::npos) << info2;
+}
+
+// Checkpoints from before the fingerprint resume, with a warning and a record that nothing was
+// checked.
+TEST(Trainer, ACheckpointWithoutAFingerprintStillResumes) {
+  Fixture f("nofingerprint");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string ckpt = checkpoint_path(f.cfg.train.out_dir, 4);
+  {
+    Transformer model(f.cfg.model, f.cfg.train.seed);
+    auto optimizer = make_optimizer(f.cfg.optim, model->named_params());
+    const auto loaded = load_checkpoint(ckpt, *model, optimizer.get());
+    ASSERT_FALSE(loaded.data_fingerprint.empty());
+    save_checkpoint(ckpt, *model, *optimizer, loaded.state, f.cfg);  // the old format: none
+    ASSERT_TRUE(load_checkpoint(ckpt, *model, nullptr).data_fingerprint.empty());
+  }
+  f.cfg.train.steps = 6;
+  TrainerOptions resume;
+  resume.resume = true;
+  EXPECT_EQ(Trainer(f.cfg, resume).run().steps_done, 6);
+  const std::string info = read_text(fs::path(f.cfg.train.out_dir) / "run_info.yaml");
+  EXPECT_NE(info.find("data_check: \"not checked: the checkpoint has no data fingerprint\""),
+            std::string::npos)
+      << info;
 }
 
 TEST(Trainer, AFreshStartNeverOverwritesAnEarlierRun) {

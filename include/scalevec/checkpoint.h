@@ -30,12 +30,15 @@ std::string checkpoint_path(const std::string& out_dir, int64_t step);
 // Checkpoint files in out_dir, oldest first.
 std::vector<std::string> list_checkpoints(const std::string& out_dir);
 
+// `data_fingerprint` (fingerprint_to_yaml) identifies the data the run reads; "" stores none.
 void save_checkpoint(const std::string& path, TransformerImpl& model, const Optimizer& optimizer,
-                     const TrainState& state, const Config& config);
+                     const TrainState& state, const Config& config,
+                     const std::string& data_fingerprint = "");
 
 struct LoadedCheckpoint {
   TrainState state;
   std::string config_yaml;
+  std::string data_fingerprint;  // "" in checkpoints written before scalevec stored one
 };
 // Loads into an already built model/optimizer; every tensor's shape is checked by name.
 // `optimizer` may be null (evaluation).

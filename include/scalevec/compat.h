@@ -52,6 +52,12 @@ at::Generator make_generator(uint64_t seed, const at::Device& device);
 // own pool too: it ignores at::set_num_threads and oversubscribes the cores otherwise.
 void set_cpu_threads(int threads);
 
+// The vector ISA LibTorch's CPU kernels dispatch to ("AVX2", "AVX512", "DEFAULT"), and the
+// kernel family OpenBLAS picked for this CPU ("Zen", "Haswell"; "none" without OpenBLAS): together
+// with the LibTorch build they decide the bits of a CPU result.
+std::string cpu_capability();
+std::string blas_core();
+
 // Bytes of the current CUDA peak allocation (0 on CPU builds).
 int64_t cuda_peak_memory_bytes();
 void cuda_reset_peak_memory();

@@ -16,6 +16,10 @@ struct RunRecord {
   std::vector<std::string> command_line;
   int world_size = 1;
   std::vector<std::string> hosts;  // one per rank
+  // On resume: the data check's verdict ("unchanged", "changed, allowed by --allow-data-change",
+  // "not checked: ...") and the differences it found.
+  std::string data_check;
+  std::vector<std::string> data_changes;
 };
 
 // Appends `record` (plus build, machine, environment and the time) to <out_dir>/run_info.yaml,

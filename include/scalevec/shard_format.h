@@ -61,6 +61,9 @@ class ShardReader {
   uint64_t count() const { return count_; }
   uint64_t vocab_size() const { return vocab_size_; }
   uint32_t dtype_bytes() const { return dtype_; }
+  uint64_t file_bytes() const { return map_bytes_; }
+  // The header's FNV-1a 64 of the payload (verified on open when verify_checksum).
+  uint64_t checksum() const { return checksum_; }
 
   // Token at index i; throws ShardError when out of range.
   uint32_t token(uint64_t i) const;
@@ -81,6 +84,7 @@ class ShardReader {
   uint64_t count_ = 0;
   uint64_t vocab_size_ = 0;
   uint32_t dtype_ = 0;
+  uint64_t checksum_ = 0;
 };
 
 }  // namespace scalevec

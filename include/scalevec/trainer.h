@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scalevec/checkpoint.h"
@@ -38,6 +39,8 @@ struct TrainerOptions {
   int64_t stop_after = -1;      // stop (with a checkpoint) after this many steps in this run
   bool synthetic_data = false;  // random tokens instead of shards (benchmarks)
   bool write_outputs = true;    // metrics, logs, checkpoints, resolved config, run_info.yaml
+  // Resume even when the data differs from the checkpoint's fingerprint (recorded in run_info).
+  bool allow_data_change = false;
   std::vector<std::string> command_line;  // recorded in run_info.yaml
 };
 
@@ -74,6 +77,10 @@ class Trainer {
  private:
   Batch micro_batch(int64_t step, int64_t micro) const;
   void save(const TrainState& state);
+  // Compares the checkpoint's data fingerprint with the data read now: throws CheckpointError on
+  // a change unless allow_data_change; returns what run_info records about it.
+  std::pair<std::string, std::vector<std::string>> check_data(const LoadedCheckpoint& loaded,
+                                                              const std::string& path) const;
   bool stop_requested() const;
 
   Config cfg_;
@@ -86,6 +93,7 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradSynchronizer> sync_;
   std::unique_ptr<TokenWindowLoader> train_data_, val_data_;
+  std::string data_fingerprint_;  // YAML of fingerprint_data(); "" on synthetic data
   std::unique_ptr<Probe> probe_;  // null when train.probe_every = 0
   TrainState state_;
   double last_grad_norm_ = 0;

@@ -26,6 +26,7 @@ int cmd_train(const Args& args) {
   TrainerOptions opts;
   opts.resume = args.has("resume");
   opts.resume_from = args.get("resume-from");
+  opts.allow_data_change = args.has("allow-data-change");
   opts.command_line = args.argv;
   if (args.has("stop-after")) opts.stop_after = std::stoll(args.get("stop-after"));
   install_stop_signal_handlers();
@@ -48,6 +49,7 @@ int cmd_eval(const Args& args) {
   init_rank_logging(args);
   TrainerOptions opts;
   opts.write_outputs = false;
+  opts.allow_data_change = true;  // evaluating on other data is a fair question, not a resume
   opts.resume_from = args.get("checkpoint");
   if (opts.resume_from.empty()) opts.resume = true;  // newest checkpoint in train.out_dir
   Trainer trainer(args.load(), opts);

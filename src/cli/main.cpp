@@ -32,6 +32,8 @@ common options:
 train options:
   --resume            continue from the newest checkpoint in train.out_dir (none there: start)
   --resume-from FILE  continue from this checkpoint
+  --allow-data-change resume although the data differs from the checkpoint's fingerprint
+                      (refused otherwise; recorded in run_info.yaml)
   --stop-after N      save and exit after N steps of this invocation (the schedule keeps train.steps)
 
 examples:
@@ -54,7 +56,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    const auto args = cli::parse_args(argc, argv, {"resume", "verbose", "help", "json-only"});
+    const auto args = cli::parse_args(
+        argc, argv, {"resume", "allow-data-change", "verbose", "help", "json-only"});
     if (args.has("help")) {
       std::cout << kUsage;
       return 0;
@@ -76,7 +79,7 @@ int main(int argc, char** argv) {
     std::cerr << "scalevec: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "scalevec: error: " << e.what() << "\n";
+    log::error(std::string("stopped: ") + e.what());  // to train.log too, once it is open
     log::flush();
     return 1;
   }

@@ -153,6 +153,7 @@ ShardReader::ShardReader(const std::string& path, bool verify_checksum) : path_(
     count_ = h.count;
     vocab_size_ = h.vocab_size;
     dtype_ = h.dtype;
+    checksum_ = h.checksum;
     payload_ = static_cast<const unsigned char*>(map_) + kShardHeaderBytes;
     if (verify_checksum) {
       if (fnv1a64(payload_, count_ * dtype_) != h.checksum)
@@ -188,6 +189,7 @@ ShardReader& ShardReader::operator=(ShardReader&& other) noexcept {
   count_ = std::exchange(other.count_, 0);
   vocab_size_ = std::exchange(other.vocab_size_, 0);
   dtype_ = std::exchange(other.dtype_, 0);
+  checksum_ = std::exchange(other.checksum_, 0);
   return *this;
 }
 

@@ -58,7 +58,8 @@ std::vector<std::string> list_checkpoints(const std::string& out_dir) {
 }
 
 void save_checkpoint(const std::string& path, TransformerImpl& model, const Optimizer& optimizer,
-                     const TrainState& state, const Config& config) {
+                     const TrainState& state, const Config& config,
+                     const std::string& data_fingerprint) {
   torch::serialize::OutputArchive root;
   root.write("format_version", scalar(kFormatVersion));
   torch::serialize::OutputArchive weights;
@@ -73,6 +74,7 @@ void save_checkpoint(const std::string& path, TransformerImpl& model, const Opti
   root.write("tokens", scalar(state.tokens));
   root.write("nan_skips", scalar(state.nan_skips));
   root.write("config_yaml", c10::IValue(config_to_yaml(config)));
+  if (!data_fingerprint.empty()) root.write("data_fingerprint", c10::IValue(data_fingerprint));
   const std::string tmp = path + ".tmp";
   try {
     root.save_to(tmp);
@@ -129,6 +131,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, TransformerImpl& model
     c10::IValue yaml;
     root.read("config_yaml", yaml);
     out.config_yaml = yaml.toStringRef();
+    c10::IValue fingerprint;
+    if (root.try_read("data_fingerprint", fingerprint))
+      out.data_fingerprint = fingerprint.toStringRef();
     return out;
   } catch (const CheckpointError&) {
     throw;

@@ -7,9 +7,11 @@
 #include <iomanip>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "scalevec/compat.h"
 #include "scalevec/config_io.h"
+#include "scalevec/data_fingerprint.h"
 #include "scalevec/log.h"
 #include "scalevec/run_info.h"
 #include "scalevec/schedule.h"
@@ -112,6 +114,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
       throw std::runtime_error("shard " + cfg_.data.train_shard + " has vocab size " +
                                std::to_string(vocab) + " but model.vocab_size is " +
                                std::to_string(cfg_.model.vocab_size));
+    data_fingerprint_ = fingerprint_to_yaml(fingerprint_data(
+        train_data_->shard(), val_data_->shard(), cfg_.data.tokenizer, cfg_.train.seq_len));
   }
 
   if (cfg_.train.probe_every > 0) {
@@ -149,6 +153,8 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                " already holds a run (newest checkpoint " + existing.back() +
                                "); pass --resume to continue it, or set another train.out_dir");
   }
+  std::string data_check;
+  std::vector<std::string> data_changes;
   if (!resume_path.empty()) {
     const auto loaded = load_checkpoint(resume_path, *model_, optimizer_.get());
     state_ = loaded.state;
@@ -157,10 +163,13 @@ Trainer::Trainer(Config config, TrainerOptions options)
       throw CheckpointError("checkpoint " + resume_path +
                             " was written with a different model config; "
                             "resume with the config stored in it (see inspect-config)");
+    std::tie(data_check, data_changes) = check_data(loaded, resume_path);
     log::info(log::cat("resumed from ", resume_path, " at step ", state_.step));
   }
   if (opts_.write_outputs) {
     RunRecord record;
+    record.data_check = data_check;
+    record.data_changes = data_changes;
     record.event = resume_path.empty() ? "start" : "resume";
     record.step = state_.step;
     record.resumed_from = resume_path;
@@ -178,6 +187,30 @@ Trainer::Trainer(Config config, TrainerOptions options)
 }
 
 Trainer::~Trainer() = default;
+
+std::pair<std::string, std::vector<std::string>> Trainer::check_data(
+    const LoadedCheckpoint& loaded, const std::string& path) const {
+  if (data_fingerprint_.empty()) return {"not checked: synthetic data", {}};
+  if (loaded.data_fingerprint.empty()) {
+    log::warn("checkpoint " + path +
+              " carries no data fingerprint (written before scalevec stored one): cannot check "
+              "that the data is the same as when it was written");
+    return {"not checked: the checkpoint has no data fingerprint", {}};
+  }
+  const auto cmp = compare_fingerprints(fingerprint_from_yaml(loaded.data_fingerprint, path),
+                                        fingerprint_from_yaml(data_fingerprint_, "this run"));
+  for (const auto& note : cmp.notes) log::info("data: " + note);
+  if (cmp.changes.empty()) return {"unchanged", {}};
+  std::string list;
+  for (const auto& c : cmp.changes) list += "\n  " + c;
+  if (!opts_.allow_data_change)
+    throw CheckpointError("checkpoint " + path +
+                          " was written on other data than this run reads:" + list +
+                          "\nrestore the data, or pass --allow-data-change to continue on the new "
+                          "data on purpose (recorded in run_info.yaml)");
+  log::warn("--allow-data-change: continuing on data that differs from the checkpoint's:" + list);
+  return {"changed, allowed by --allow-data-change", cmp.changes};
+}
 
 double Trainer::flops_per_token() const {
   return model_->flops_per_token(cfg_.train.seq_len);
@@ -282,7 +315,7 @@ void Trainer::save(const TrainState& state) {
   if (!opts_.write_outputs) return;
   if (env_.rank == 0) {
     const std::string path = checkpoint_path(cfg_.train.out_dir, state.step);
-    save_checkpoint(path, *model_, *optimizer_, state, cfg_);
+    save_checkpoint(path, *model_, *optimizer_, state, cfg_, data_fingerprint_);
     prune_checkpoints(cfg_.train.out_dir, cfg_.train.keep_last);
     log::info("saved " + path);
   }

@@ -1,5 +1,6 @@
 #include "scalevec/compat.h"
 
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 
@@ -117,6 +118,23 @@ void set_cpu_threads(int threads) {
   using SetThreads = void (*)(int);
   if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     fn(threads);
+}
+
+std::string cpu_capability() {
+  // at::native::get_cpu_capability is not exported by every LibTorch; show_config always says it.
+  const std::string config = at::show_config();
+  const std::string key = "CPU capability usage: ";
+  const auto pos = config.find(key);
+  if (pos == std::string::npos) return "unknown";
+  const auto begin = pos + key.size();
+  return config.substr(begin, config.find_first_of("\r\n", begin) - begin);
+}
+
+std::string blas_core() {
+  using CoreName = char* (*)();
+  if (auto fn = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename")))
+    return fn();
+  return "none";
 }
 
 int cuda_device_count() {
