@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -168,6 +169,37 @@ TEST(Signals, SigtermSavesTheFinishedStepAndResumeMatchesAnUninterruptedRun) {
             0);
   const auto a = params_at(f.cfg, f.dir / "cut", s + 2),
              b = params_at(f.cfg, f.dir / "full", s + 2);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "tensor " << i;
+}
+
+// kill -9 at random moments (mid-step, mid-checkpoint, mid-metrics row) across several runs, each
+// restarted with --resume: the run always resumes, leaves no partial file behind, and ends with
+// the same weights as an uninterrupted run.
+TEST(Signals, KillNineAtRandomMomentsThenResumeEndsLikeAnUninterruptedRun) {
+  SignalFixture f("kill9");
+  f.cfg.train.steps = 300;
+  f.cfg.train.ckpt_every = 7;
+  f.cfg.train.keep_last = 2;
+  const std::string cut = f.write_config("cut"), full = f.write_config("full");
+  std::mt19937 rng(11);
+  int kills = 0;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const pid_t pid = spawn({SCALEVEC_BINARY, "train", "--config", cut, "--resume"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1200));
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) break;  // finished before the kill
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    ++kills;
+  }
+  EXPECT_GE(kills, 2) << "the runs finished before the kills: raise train.steps";
+  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", cut, "--resume"}), 0);
+  ASSERT_EQ(run_process({SCALEVEC_BINARY, "train", "--config", full}), 0);
+  for (const auto& e : fs::directory_iterator(f.dir / "cut"))
+    EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  EXPECT_EQ(metrics_rows(f.dir / "cut"), 300);
+  const auto a = params_at(f.cfg, f.dir / "cut", 300), b = params_at(f.cfg, f.dir / "full", 300);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "tensor " << i;
 }

@@ -1,6 +1,9 @@
 // Trainer: bit-exact resume, accumulation equivalence, checkpoint errors, NaN policy, metrics.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -309,4 +312,187 @@ TEST(Trainer, NonFiniteLossFollowsThePolicy) {
   Trainer skip(f.cfg, {});
   skip.run();  // skips, never throws, and the final checkpoint holds the last finite weights
   for (const auto& p : skip.model().parameters()) EXPECT_TRUE(at::isfinite(p).all().item<bool>());
+}
+
+// ---------------------------------------------------------------- faults (issue 14)
+
+namespace {
+
+// Files in `dir` whose name ends with `suffix`.
+std::vector<std::string> files_ending(const fs::path& dir, const std::string& suffix) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(name);
+  }
+  return out;
+}
+
+// A disk that fills at `bytes` per file, for this process: RLIMIT_FSIZE, with SIGXFSZ ignored so
+// that a write past it fails with EFBIG as a full disk fails with ENOSPC.
+struct FileSizeLimit {
+  rlimit old{};
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    rlimit lim = old;
+    lim.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  ~FileSizeLimit() { ::setrlimit(RLIMIT_FSIZE, &old); }
+};
+
+void flip_byte(const std::string& path, double where) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  const auto at = static_cast<std::streamoff>(static_cast<double>(fs::file_size(path)) * where);
+  f.seekg(at);
+  char c = 0;
+  f.get(c);
+  f.seekp(at);
+  f.put(static_cast<char>(c ^ 0x40));
+}
+
+}  // namespace
+
+// A truncated or bit-flipped newest checkpoint: --resume warns, resumes from the newest intact one
+// (and ends exactly where an uninterrupted run ends), keeps the damaged file aside as .damaged;
+// --resume-strict refuses instead and changes nothing.
+TEST(Faults, ADamagedNewestCheckpointFallsBackToTheNewestIntactOne) {
+  Fixture ref("fallback_ref");
+  ref.cfg.train.steps = 12;
+  const double uninterrupted = Trainer(ref.cfg, {}).run().last_train_loss;
+
+  for (const char* damage : {"truncated", "bit flip"}) {
+    Fixture f(std::string("fallback_") + (damage[0] == 't' ? "trunc" : "flip"));
+    f.cfg.train.steps = 12;
+    TrainerOptions first_eight;  // the 12-step schedule, stopped after the checkpoint at 8
+    first_eight.stop_after = 8;
+    Trainer(f.cfg, first_eight).run();
+    const std::string newest = checkpoint_path(f.cfg.train.out_dir, 8);
+    if (damage[0] == 't')
+      fs::resize_file(newest, fs::file_size(newest) - 100);
+    else
+      flip_byte(newest, 0.5);
+    const auto damaged_size = fs::file_size(newest);
+
+    TrainerOptions strict;
+    strict.resume = true;
+    strict.strict_resume = true;
+    try {
+      Trainer t(f.cfg, strict);
+      FAIL() << "expected --resume-strict to refuse";
+    } catch (const CorruptCheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("ckpt_00000008.pt is corrupt"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(fs::file_size(newest), damaged_size);
+
+    TrainerOptions resume;
+    resume.resume = true;
+    const auto r = Trainer(f.cfg, resume).run();
+    EXPECT_EQ(r.steps_done, 12);
+    EXPECT_EQ(r.last_train_loss, uninterrupted) << damage;
+    EXPECT_TRUE(fs::exists(newest + ".damaged")) << damage;
+    EXPECT_EQ(fs::file_size(newest + ".damaged"), damaged_size);
+    EXPECT_TRUE(fs::exists(newest));  // written again at step 8 of the resumed run
+    const std::string info = read_text(fs::path(f.cfg.train.out_dir) / "run_info.yaml");
+    EXPECT_NE(info.find("skipped_damaged_checkpoints"), std::string::npos) << info;
+  }
+}
+
+TEST(Faults, ABitFlipIsDetectedBeforeAnyStateIsTouchedAndBareOldCheckpointsLoad) {
+  Fixture f("bitflip");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string ckpt = checkpoint_path(f.cfg.train.out_dir, 4);
+  Transformer model(f.cfg.model, f.cfg.train.seed + 1);
+  auto optimizer = make_optimizer(f.cfg.optim, model->named_params());
+  std::vector<at::Tensor> before;
+  for (const auto& p : model->parameters()) before.push_back(p.detach().clone());
+  for (double where : {0.1, 0.5, 0.99}) {
+    const std::string bad = (f.dir / "flipped.pt").string();
+    fs::copy_file(ckpt, bad, fs::copy_options::overwrite_existing);
+    flip_byte(bad, where);
+    EXPECT_THROW(load_checkpoint(bad, *model, optimizer.get()), CorruptCheckpointError) << where;
+  }
+  const auto params = model->parameters();
+  for (size_t i = 0; i < params.size(); ++i) ASSERT_TRUE(params[i].equal(before[i]));
+  // A checkpoint from before the checksummed header is LibTorch's bare zip: it still loads.
+  const std::string bare = (f.dir / "bare.pt").string();
+  {
+    std::ifstream in(ckpt, std::ios::binary);
+    in.seekg(32);
+    std::ofstream out(bare, std::ios::binary);
+    out << in.rdbuf();
+  }
+  EXPECT_EQ(load_checkpoint(bare, *model, optimizer.get()).state.step, 4);
+  EXPECT_FALSE(model->parameters()[0].equal(before[0]));
+}
+
+// A full disk while a checkpoint is written: a clear error naming the file, the size needed and
+// the space free; the previous checkpoint intact and no temp file left behind.
+TEST(Faults, AFullDiskDuringACheckpointKeepsThePreviousOneAndLeavesNoTempFile) {
+  Fixture f("fulldisk_ckpt");
+  f.cfg.train.steps = 4;
+  Trainer(f.cfg, {}).run();
+  const std::string good = checkpoint_path(f.cfg.train.out_dir, 4);
+  const auto good_size = fs::file_size(good);
+  f.cfg.train.steps = 8;
+  TrainerOptions resume;
+  resume.resume = true;
+  Trainer t(f.cfg, resume);
+  std::string what;
+  {
+    FileSizeLimit disk(good_size / 2);
+    try {
+      t.run();
+    } catch (const CheckpointError& e) {
+      what = e.what();
+    }
+  }
+  EXPECT_NE(what.find("cannot write checkpoint " + checkpoint_path(f.cfg.train.out_dir, 8)),
+            std::string::npos)
+      << what;
+  EXPECT_NE(what.find("File too large"), std::string::npos) << what;
+  EXPECT_NE(what.find("the checkpoint needs"), std::string::npos) << what;
+  EXPECT_TRUE(files_ending(f.cfg.train.out_dir, ".tmp").empty());
+  EXPECT_EQ(fs::file_size(good), good_size);
+  EXPECT_FALSE(fs::exists(checkpoint_path(f.cfg.train.out_dir, 8)));
+  // The metrics hold steps 1..8 (written before the failed save), and the run resumes.
+  EXPECT_EQ(column((fs::path(f.cfg.train.out_dir) / "metrics.csv").string(), 0).size(), 8u);
+  EXPECT_EQ(Trainer(f.cfg, resume).run().steps_done, 8);
+}
+
+// A full disk while metrics are written: the run stops with a clear error instead of training on
+// with holes in the curves.
+TEST(Faults, AFullDiskDuringMetricsStopsTheRunWithAClearError) {
+  Fixture f("fulldisk_metrics");
+  f.cfg.train.steps = 4;
+  f.cfg.train.ckpt_every = 0;
+  Trainer(f.cfg, {}).run();
+  const auto jsonl = fs::path(f.cfg.train.out_dir) / "metrics.jsonl";
+  f.cfg.train.steps = 8;
+  TrainerOptions resume;
+  resume.resume = true;
+  Trainer t(f.cfg, resume);
+  std::string what;
+  {
+    FileSizeLimit disk(fs::file_size(jsonl) + 10);
+    try {
+      t.run();
+    } catch (const std::runtime_error& e) {
+      what = e.what();
+    }
+  }
+  EXPECT_NE(what.find("cannot write metrics to " + f.cfg.train.out_dir + " at step 5"),
+            std::string::npos)
+      << what;
+  EXPECT_TRUE(fs::exists(checkpoint_path(f.cfg.train.out_dir, 4)));
+  // Space again: the resume drops the half-written row and the curves are whole.
+  EXPECT_EQ(Trainer(f.cfg, resume).run().steps_done, 8);
+  const auto steps = column((fs::path(f.cfg.train.out_dir) / "metrics.csv").string(), 0);
+  ASSERT_EQ(steps.size(), 8u);
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i], std::to_string(i + 1));
 }

@@ -1,5 +1,6 @@
 // Checkpoints: model tensors, optimizer state, trainer counters, RNG state and the resolved config
-// in one file, written atomically (temp file + fsync + rename) and pruned to the newest N.
+// in one file behind a checksummed header, written atomically (temp file + fsync + rename) and
+// pruned to the newest N.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,12 @@ namespace scalevec {
 class CheckpointError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+// The file itself is damaged (truncated, bit flips, not a checkpoint), as opposed to a checkpoint
+// that does not fit this run: an older checkpoint may still serve.
+class CorruptCheckpointError : public CheckpointError {
+ public:
+  using CheckpointError::CheckpointError;
 };
 
 // Everything besides model and optimizer that a bit-exact resume needs. The data loader is a

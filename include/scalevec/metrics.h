@@ -31,6 +31,7 @@ class MetricsWriter {
   void write(const StepMetrics& m);
 
  private:
+  std::string out_dir_;
   std::vector<std::string> extra_columns_;
   std::ofstream jsonl_, csv_;
 };

@@ -20,6 +20,8 @@ struct RunRecord {
   // "not checked: ...") and the differences it found.
   std::string data_check;
   std::vector<std::string> data_changes;
+  // Damaged checkpoints --resume passed over (renamed to <name>.damaged).
+  std::vector<std::string> skipped_checkpoints;
 };
 
 // Appends `record` (plus build, machine, environment and the time) to <out_dir>/run_info.yaml,

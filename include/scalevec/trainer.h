@@ -34,7 +34,8 @@ std::map<std::string, double> scale_statistics(TransformerImpl& model);
 std::vector<std::string> scale_statistic_columns(TransformerImpl& model);
 
 struct TrainerOptions {
-  bool resume = false;          // continue from the newest checkpoint in train.out_dir
+  bool resume = false;          // continue from the newest intact checkpoint in train.out_dir
+  bool strict_resume = false;   // with resume: refuse a damaged newest checkpoint, no fallback
   std::string resume_from;      // or from this checkpoint file
   int64_t stop_after = -1;      // stop (with a checkpoint) after this many steps in this run
   bool synthetic_data = false;  // random tokens instead of shards (benchmarks)

@@ -27,6 +27,7 @@ int cmd_train(const Args& args) {
   opts.resume = args.has("resume");
   opts.resume_from = args.get("resume-from");
   opts.allow_data_change = args.has("allow-data-change");
+  opts.strict_resume = args.has("resume-strict");
   opts.command_line = args.argv;
   if (args.has("stop-after")) opts.stop_after = std::stoll(args.get("stop-after"));
   install_stop_signal_handlers();

@@ -30,7 +30,9 @@ common options:
   --version           build info: commit, LibTorch, CUDA, cuDNN, NCCL, compiler
 
 train options:
-  --resume            continue from the newest checkpoint in train.out_dir (none there: start)
+  --resume            continue from the newest intact checkpoint in train.out_dir (none there:
+                      start); a damaged newer one is skipped with a warning, kept as .damaged
+  --resume-strict     with --resume: stop at a damaged newest checkpoint instead
   --resume-from FILE  continue from this checkpoint
   --allow-data-change resume although the data differs from the checkpoint's fingerprint
                       (refused otherwise; recorded in run_info.yaml)
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   }
   try {
     const auto args = cli::parse_args(
-        argc, argv, {"resume", "allow-data-change", "verbose", "help", "json-only"});
+        argc, argv,
+        {"resume", "resume-strict", "allow-data-change", "verbose", "help", "json-only"});
     if (args.has("help")) {
       std::cout << kUsage;
       return 0;

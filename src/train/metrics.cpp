@@ -33,6 +33,10 @@ void truncate_after(const std::string& path, int64_t last_step, bool has_header)
   std::ofstream out(path + ".tmp");
   for (const auto& l : keep) out << l << "\n";
   out.close();
+  if (!out) {  // a full disk: keep the file as it was
+    fs::remove(path + ".tmp");
+    throw std::runtime_error("cannot rewrite " + path + " (disk full?); it is unchanged");
+  }
   fs::rename(path + ".tmp", path);
 }
 
@@ -48,7 +52,7 @@ std::string number(double v) {
 
 MetricsWriter::MetricsWriter(const std::string& out_dir, std::vector<std::string> extra_columns,
                              std::optional<int64_t> resume_step)
-    : extra_columns_(std::move(extra_columns)) {
+    : out_dir_(out_dir), extra_columns_(std::move(extra_columns)) {
   const std::string jsonl = (fs::path(out_dir) / "metrics.jsonl").string();
   const std::string csv = (fs::path(out_dir) / "metrics.csv").string();
   if (resume_step) {
@@ -91,6 +95,12 @@ void MetricsWriter::write(const StepMetrics& m) {
   }
   csv_ << "\n";
   csv_.flush();
+  // A full disk: stop rather than train on with holes in the curves (the checkpoints are intact).
+  if (!jsonl_ || !csv_)
+    throw std::runtime_error("cannot write metrics to " + out_dir_ + " at step " +
+                             std::to_string(m.step) +
+                             " (disk full?); stopping, the last "
+                             "checkpoint is intact and --resume continues from it");
 }
 
 }  // namespace scalevec

@@ -63,6 +63,8 @@ std::vector<std::string> append_run_info(const std::string& out_dir, const RunRe
   if (!record.resumed_from.empty()) r["resumed_from"] = record.resumed_from;
   if (!record.data_check.empty()) r["data_check"] = record.data_check;
   if (!record.data_changes.empty()) r["data_changes"] = record.data_changes;
+  if (!record.skipped_checkpoints.empty())
+    r["skipped_damaged_checkpoints"] = record.skipped_checkpoints;
   r["command"] = record.command_line;
   r["world_size"] = record.world_size;
   r["hosts"] = record.hosts;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -137,15 +138,26 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                      env_.world_size);
   }
 
-  std::string resume_path = opts_.resume_from;
-  if (resume_path.empty() && opts_.resume) {
-    const auto found = list_checkpoints(cfg_.train.out_dir);
-    if (found.empty())
-      log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
-    else
-      resume_path = found.back();
+  if (opts_.write_outputs && env_.rank == 0 && fs::is_directory(cfg_.train.out_dir)) {
+    // Partial files of a writer killed mid-write (kill -9, power loss): never read, so removed.
+    for (const auto& e : fs::directory_iterator(cfg_.train.out_dir))
+      if (e.path().extension() == ".tmp") {
+        log::warn("removing " + e.path().string() + ", left by an interrupted write");
+        fs::remove(e.path());
+      }
   }
-  if (resume_path.empty() && opts_.write_outputs) {
+  // --resume takes the newest checkpoint in out_dir that is intact, skipping damaged ones (unless
+  // strict_resume); an explicit --resume-from file is that file or an error.
+  std::vector<std::string> candidates;
+  if (!opts_.resume_from.empty()) {
+    candidates = {opts_.resume_from};
+  } else if (opts_.resume) {
+    candidates = list_checkpoints(cfg_.train.out_dir);
+    std::reverse(candidates.begin(), candidates.end());
+    if (candidates.empty())
+      log::warn("--resume: no checkpoint in " + cfg_.train.out_dir + ", starting fresh");
+  }
+  if (candidates.empty() && opts_.write_outputs) {
     // A fresh start here would prune and overwrite the earlier run's checkpoints and metrics.
     const auto existing = list_checkpoints(cfg_.train.out_dir);
     if (!existing.empty())
@@ -153,10 +165,20 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                " already holds a run (newest checkpoint " + existing.back() +
                                "); pass --resume to continue it, or set another train.out_dir");
   }
-  std::string data_check;
-  std::vector<std::string> data_changes;
-  if (!resume_path.empty()) {
-    const auto loaded = load_checkpoint(resume_path, *model_, optimizer_.get());
+  std::string resume_path, data_check;
+  std::vector<std::string> data_changes, skipped;
+  for (const auto& path : candidates) {
+    LoadedCheckpoint loaded;
+    try {
+      loaded = load_checkpoint(path, *model_, optimizer_.get());
+    } catch (const CorruptCheckpointError& e) {
+      if (!opts_.resume_from.empty() || opts_.strict_resume) throw;
+      log::warn(std::string(e.what()) +
+                "; trying the previous checkpoint (--resume-strict refuses)");
+      skipped.push_back(path);
+      continue;
+    }
+    resume_path = path;
     state_ = loaded.state;
     const Config saved = load_config_string(loaded.config_yaml, {}, resume_path + ":config");
     if (config_to_yaml(Config{saved.model}) != config_to_yaml(Config{cfg_.model}))
@@ -164,7 +186,18 @@ Trainer::Trainer(Config config, TrainerOptions options)
                             " was written with a different model config; "
                             "resume with the config stored in it (see inspect-config)");
     std::tie(data_check, data_changes) = check_data(loaded, resume_path);
-    log::info(log::cat("resumed from ", resume_path, " at step ", state_.step));
+    log::info(log::cat("resumed from ", resume_path, " at step ", state_.step,
+                       skipped.empty() ? ""
+                                       : log::cat(" (the newest that is intact; skipped ",
+                                                  skipped.size(), " damaged)")));
+    break;
+  }
+  if (resume_path.empty() && !skipped.empty()) {
+    std::string list;
+    for (const auto& p : skipped) list += " " + p;
+    throw CorruptCheckpointError("--resume: no checkpoint in " + cfg_.train.out_dir +
+                                 " is intact (damaged:" + list +
+                                 "); nothing was changed. Move them away to start over");
   }
   if (opts_.write_outputs) {
     RunRecord record;
@@ -176,8 +209,16 @@ Trainer::Trainer(Config config, TrainerOptions options)
     record.command_line = opts_.command_line;
     record.world_size = env_.world_size;
     record.hosts = gather_host_names(*comm_, env_.rank, env_.world_size);
-    if (env_.rank == 0)
+    record.skipped_checkpoints = skipped;
+    if (env_.rank == 0) {
       for (const auto& line : append_run_info(cfg_.train.out_dir, record)) log::info(line);
+      // Out of the checkpoint list (pruning would keep them over good ones), but not deleted.
+      // Every rank has loaded by now: the host-name gather above is a collective.
+      for (const auto& p : skipped) {
+        fs::rename(p, p + ".damaged");
+        log::warn("kept the damaged checkpoint as " + p + ".damaged");
+      }
+    }
   }
   if (opts_.write_outputs && env_.rank == 0)
     save_config(cfg_, (fs::path(cfg_.train.out_dir) / "config.resolved.yaml").string());
