@@ -1,14 +1,17 @@
 // Provenance: run_info.yaml records every start and resume with build, machine and command;
 // `scalevec --version` names the commit; an unreadable run_info.yaml is kept, not lost.
 #include <gtest/gtest.h>
+#include <dlfcn.h>
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include "scalevec/build_info.h"
+#include "scalevec/compat.h"
 #include "scalevec/process.h"
 #include "scalevec/run_info.h"
 #include "scalevec/trainer.h"
@@ -88,4 +91,20 @@ TEST(RunInfo, VersionPrintsTheCommitAndLibraries) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("commit " + build_info().git_commit), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("LibTorch " TORCH_VERSION), std::string::npos) << r.output;
+}
+
+// train.threads = T never runs two pools of T threads on T cores: with OpenBLAS (Debian's
+// LibTorch) the matmul pool gets T and LibTorch's own pool 1; without it LibTorch's gets T.
+TEST(CpuThreads, OneComputePoolGetsTheCores) {
+  using GetThreads = int (*)();
+  auto openblas = reinterpret_cast<GetThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  const int before = at::get_num_threads();
+  compat::set_cpu_threads(2);
+  if (openblas) {
+    EXPECT_EQ(openblas(), 2);
+    EXPECT_EQ(at::get_num_threads(), 1);
+  } else {
+    EXPECT_EQ(at::get_num_threads(), 2);
+  }
+  compat::set_cpu_threads(before);
 }

@@ -48,8 +48,9 @@ void foreach_mul_tensor_(std::vector<at::Tensor>& tensors, const at::Tensor& sca
 // A fixed-seed generator on a device, independent of the global one.
 at::Generator make_generator(uint64_t seed, const at::Device& device);
 
-// Sets LibTorch's intra-op threads and, when LibTorch's BLAS is OpenBLAS (Debian), OpenBLAS's
-// own pool too: it ignores at::set_num_threads and oversubscribes the cores otherwise.
+// Uses `threads` cores for the CPU math: LibTorch's intra-op pool, or, when LibTorch's BLAS is
+// OpenBLAS with its own pthread pool (Debian), OpenBLAS's pool with LibTorch's at one thread, so
+// that the two pools never oversubscribe the cores.
 void set_cpu_threads(int threads);
 
 // The vector ISA LibTorch's CPU kernels dispatch to ("AVX2", "AVX512", "DEFAULT"), and the

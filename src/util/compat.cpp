@@ -114,10 +114,16 @@ bool cuda_available() {
 }
 
 void set_cpu_threads(int threads) {
-  at::set_num_threads(threads);
   using SetThreads = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    // Two pools of `threads` spinning on `threads` cores (LibTorch's OpenMP and OpenBLAS's
+    // pthreads) take turns instead of working: tiny.yaml on 2 cores ran 518 ms/step with 2 + 2,
+    // 257 with 1 + 2 (docs/performance.md). The matmuls, where the time goes, get the cores.
     fn(threads);
+    at::set_num_threads(1);
+  } else {
+    at::set_num_threads(threads);
+  }
 }
 
 std::string cpu_capability() {
