@@ -38,6 +38,7 @@ EOF
 packages=(
   build-essential cmake ninja-build git pkg-config
   libyaml-cpp-dev libspdlog-dev libgtest-dev
+  zlib1g-dev libzstd-dev libsimdjson-dev   # corpus inputs: .gz, .zst, JSON Lines
   libsentencepiece-dev sentencepiece
   libopenblas0-pthread   # BLAS for LibTorch: without it Debian falls back to reference BLAS (5x slower)
   bible-kjv              # the default embedded corpus (`bible` prints the KJV text)

@@ -203,6 +203,15 @@ TEST_F(ConfigLoad, YamlSyntaxErrorHasLine) {
              "--set data.corpus");
 }
 
+// Found by scripts/fuzz.sh (fuzz_config): YAML's complex keys (`? [a, b]`) ended the process
+// with an uncaught yaml-cpp conversion error.
+TEST_F(ConfigLoad, ANonScalarKeyIsAConfigErrorNotACrash) {
+  EXPECT_HAS(error_of(write("k.yaml", "? [a, b]\n: 1\n")), "a key must be a plain name");
+  EXPECT_HAS(error_of(write("k2.yaml", "model:\n  ? {x: 1}\n  : 2\n")), "model: a key must be");
+  EXPECT_HAS(error_of(write("k3.yaml", "defaults: [[a.yaml]]\n")), "defaults: list items");
+  EXPECT_THROW(load_config_string("? [a]\n: 1\n", {}, "s"), ConfigError);
+}
+
 TEST_F(ConfigLoad, SemanticValidation) {
   const auto path = write("c.yaml", "model:\n  max_seq_len: 64\ntrain:\n  seq_len: 128\n");
   const std::string msg = error_of(path);

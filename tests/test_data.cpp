@@ -4,6 +4,12 @@
 
 #include <ATen/ATen.h>
 #include <unistd.h>
+#ifdef SCALEVEC_WITH_ZLIB
+#include <zlib.h>
+#endif
+#ifdef SCALEVEC_WITH_ZSTD
+#include <zstd.h>
+#endif
 
 #include <cmath>
 #include <filesystem>
@@ -18,6 +24,7 @@
 #include "scalevec/data_fingerprint.h"
 #include "scalevec/process.h"
 #include "scalevec/shard_format.h"
+#include "scalevec/text_source.h"
 
 namespace scalevec {
 namespace {
@@ -208,6 +215,118 @@ TEST(ShardFormat, OutOfRangeAccessThrows) {
 }
 
 // ---------------------------------------------------------------- loader
+
+// ---------------------------------------------------------------- corpus text sources
+
+// Text that does not compress away: a truncated .gz of it is a damaged stream, not an empty one.
+std::string random_text() {
+  std::mt19937 rng(3);
+  std::string s;
+  for (int i = 0; i < 200000; ++i) s.push_back(static_cast<char>('a' + rng() % 26));
+  return s + "\n";
+}
+
+// The compressed formats are optional (CMakeLists.txt): their tests need all three.
+#if defined(SCALEVEC_WITH_ZLIB) && defined(SCALEVEC_WITH_ZSTD) && defined(SCALEVEC_WITH_SIMDJSON)
+#define SKIP_WITHOUT_CORPUS_FORMATS()
+void write_gzip(const std::string& path, const std::string& text) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, text.data(), static_cast<unsigned>(text.size()));
+  gzclose(f);
+}
+
+void write_zstd(const std::string& path, const std::string& text) {
+  std::string out(ZSTD_compressBound(text.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), text.data(), text.size(), 3));
+  std::ofstream(path, std::ios::binary) << out;
+}
+#else
+#define SKIP_WITHOUT_CORPUS_FORMATS() \
+  GTEST_SKIP() << "built without zlib, libzstd or simdjson (corpus formats)"
+void write_gzip(const std::string&, const std::string&) {}
+void write_zstd(const std::string&, const std::string&) {}
+#endif
+
+std::vector<std::string> all_lines(TextLineSource& source) {
+  std::vector<std::string> out;
+  for (std::string line; source.next(line);) out.push_back(line);
+  return out;
+}
+
+TEST(TextSource, PlainGzipAndZstdGiveTheSameLines) {
+  SKIP_WITHOUT_CORPUS_FORMATS();
+  TempDir dir;
+  const std::string text = "In the beginning\r\nGod created\n\nthe heaven\nand the earth";
+  std::ofstream(dir.file("a.txt"), std::ios::binary) << text;
+  write_gzip(dir.file("a.txt.gz"), text);
+  write_zstd(dir.file("a.txt.zst"), text);
+  const std::vector<std::string> want = {"In the beginning", "God created", "", "the heaven",
+                                         "and the earth"};
+  for (const char* name : {"a.txt", "a.txt.gz", "a.txt.zst"}) {
+    TextLineSource source({dir.file(name)});
+    EXPECT_EQ(all_lines(source), want) << name;
+    EXPECT_EQ(source.stats().bytes, text.size()) << name;
+    EXPECT_EQ(source.stats().skipped_total(), 0u) << name;
+  }
+  // Several files in order, one of each kind.
+  TextLineSource mixed({dir.file("a.txt.zst"), dir.file("a.txt"), dir.file("a.txt.gz")});
+  EXPECT_EQ(all_lines(mixed).size(), 3 * want.size());
+  EXPECT_EQ(mixed.stats().files, 3u);
+}
+
+TEST(TextSource, JsonLinesTakeTheTextKeyAndCountBadLines) {
+  SKIP_WITHOUT_CORPUS_FORMATS();
+  TempDir dir;
+  const std::string jsonl =
+      "{\"text\": \"first doc\\nsecond line\", \"id\": 1}\n"
+      "not json at all\n"
+      "{\"id\": 2}\n"
+      "{\"text\": 42}\n"
+      "\n"
+      "{\"text\": \"caf\xc3\xa9 \\u00e9\"}\n"
+      "{\"text\": \"bad \xff byte\"}\n"
+      "{\"text\": \"trailing\"} garbage\n"
+      "{\"body\": \"other key\"}";
+  std::ofstream(dir.file("d.jsonl"), std::ios::binary) << jsonl;
+  write_zstd(dir.file("d.jsonl.zst"), jsonl);
+  write_gzip(dir.file("d.jsonl.gz"), jsonl);
+  for (const char* name : {"d.jsonl", "d.jsonl.zst", "d.jsonl.gz"}) {
+    TextLineSource source({dir.file(name)});
+    EXPECT_EQ(all_lines(source),
+              (std::vector<std::string>{"first doc", "second line", "caf\xc3\xa9 \xc3\xa9"}))
+        << name;
+    const auto& skipped = source.stats().skipped;
+    EXPECT_EQ(skipped.at("not JSON"), 2u) << name;
+    EXPECT_EQ(skipped.at("no string field 'text'"), 3u) << name;
+    EXPECT_EQ(skipped.at("invalid UTF-8"), 1u) << name;
+    EXPECT_NE(source.stats().summary().find("2 not JSON"), std::string::npos);
+  }
+  TextLineSource other_key({dir.file("d.jsonl")}, "body");
+  EXPECT_EQ(all_lines(other_key), std::vector<std::string>{"other key"});
+}
+
+TEST(TextSource, InvalidUtf8PlainLinesAreSkippedAndDamagedFilesNamed) {
+  SKIP_WITHOUT_CORPUS_FORMATS();
+  TempDir dir;
+  std::ofstream(dir.file("u.txt"), std::ios::binary) << "good\n\xc3\x28 bad\nalso good\n";
+  TextLineSource source({dir.file("u.txt")});
+  EXPECT_EQ(all_lines(source), (std::vector<std::string>{"good", "also good"}));
+  EXPECT_EQ(source.stats().skipped.at("invalid UTF-8"), 1u);
+
+  write_zstd(dir.file("t.zst"), std::string(100000, 'x'));
+  fs::resize_file(dir.file("t.zst"), fs::file_size(dir.file("t.zst")) / 2);
+  write_gzip(dir.file("t.gz"), random_text());
+  fs::resize_file(dir.file("t.gz"), fs::file_size(dir.file("t.gz")) / 2);
+  for (const char* name : {"t.zst", "t.gz", "missing.txt"}) {
+    TextLineSource bad({dir.file(name)});
+    try {
+      all_lines(bad);
+      FAIL() << name << ": expected an error";
+    } catch (const TextSourceError& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
+    }
+  }
+}
 
 // ---------------------------------------------------------------- data fingerprint
 

@@ -19,6 +19,7 @@
 
 #include "scalevec/log.h"
 #include "scalevec/shard_format.h"
+#include "scalevec/text_source.h"
 
 namespace {
 
@@ -38,10 +39,10 @@ const char* kUsage = R"(scalevec-tokenizer: sentencepiece tokenizer and token sh
 
 usage:
   scalevec-tokenizer train --input F [--input F2 ...] --model-prefix P --vocab-size N
-                           [--type bpe|unigram] [--max-sentences N]
+                           [--type bpe|unigram] [--max-sentences N] [--text-key K]
       trains P.model and P.vocab (byte fallback on, identity normalization, deterministic)
   scalevec-tokenizer encode --model M --input F [F2 ...] --train-out T --val-out V
-                            [--val-fraction f] [--block-lines L]
+                            [--val-fraction f] [--block-lines L] [--text-key K]
       encodes every non-empty line followed by EOS; blocks of L (default 64) consecutive lines
       go to validation so that a fraction f (default 0.01) of all blocks, evenly spread, is held
       out: block j is held out iff floor((j+1)*f) > floor(j*f)
@@ -49,7 +50,10 @@ usage:
       prints the text of the ids
   scalevec-tokenizer --help
 
-inputs may be plain text or gzip (.gz, read through gzip -dc).
+inputs, in any mix: plain text, gzip (.gz), zstd (.zst), and JSON Lines (.jsonl, .json,
+.jsonl.gz, .jsonl.zst: one object per line; --text-key K names its text field, default text;
+the text's own newlines split it into lines). Lines that are not JSON, lack the field or are
+not valid UTF-8 are skipped and counted in the report.
 )";
 
 // "--key v1 v2 --flag" -> {key: [v1, v2], flag: []}.
@@ -115,85 +119,13 @@ double parse_double(const std::string& s, const std::string& what) {
   return v;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Reads lines from a list of files in order; .gz files through `gzip -dc`.
-class LineReader {
- public:
-  explicit LineReader(std::vector<std::string> files) : files_(std::move(files)) {}
-  ~LineReader() { close(); }
-
-  // Next line without its newline; false at the end of the last file.
-  bool next(std::string& line) {
-    for (;;) {
-      if (!file_ && !open_next()) return false;
-      if (read_line(line)) return true;
-      close();
-    }
-  }
-
- private:
-  bool open_next() {
-    if (index_ >= files_.size()) return false;
-    const std::string& path = files_[index_++];
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) throw std::runtime_error("input file not found or unreadable: " + path);
-    probe.close();
-    current_ = path;
-    gz_ = ends_with(path, ".gz");
-    file_ = gz_ ? ::popen(("gzip -dc -- " + shell_quote(path)).c_str(), "r")
-                : std::fopen(path.c_str(), "rb");
-    if (!file_) throw std::runtime_error("cannot open input file: " + path);
-    return true;
-  }
-
-  bool read_line(std::string& line) {
-    line.clear();
-    int c = 0;
-    while ((c = std::fgetc(file_)) != EOF) {
-      if (c == '\n') break;
-      line.push_back(static_cast<char>(c));
-    }
-    if (c == EOF && line.empty()) {
-      if (std::ferror(file_)) throw std::runtime_error("read error in input file: " + current_);
-      return false;
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return true;
-  }
-
-  void close() {
-    if (!file_) return;
-    if (gz_) {
-      const int status = ::pclose(file_);
-      file_ = nullptr;
-      if (status != 0) throw std::runtime_error("gzip -dc failed on input file: " + current_);
-    } else {
-      std::fclose(file_);
-      file_ = nullptr;
-    }
-  }
-
-  std::vector<std::string> files_;
-  size_t index_ = 0;
-  std::FILE* file_ = nullptr;
-  bool gz_ = false;
-  std::string current_;
-};
-
 // Feeds the non-empty lines of the inputs to the sentencepiece trainer without a temp file.
 class LineIterator : public sentencepiece::SentenceIterator {
  public:
-  explicit LineIterator(std::vector<std::string> files) : reader_(std::move(files)) { Next(); }
+  LineIterator(std::vector<std::string> files, std::string text_key)
+      : reader_(std::move(files), std::move(text_key)) {
+    Next();
+  }
   bool done() const override { return done_; }
   void Next() override {
     try {
@@ -210,9 +142,10 @@ class LineIterator : public sentencepiece::SentenceIterator {
   }
   const std::string& value() const override { return value_; }
   sentencepiece::util::Status status() const override { return status_; }
+  const scalevec::TextSourceStats& stats() const { return reader_.stats(); }
 
  private:
-  LineReader reader_;
+  scalevec::TextLineSource reader_;
   std::string value_;
   bool done_ = false;
   sentencepiece::util::Status status_;
@@ -224,6 +157,7 @@ int cmd_train(Flags flags) {
   const int64_t vocab = parse_int(flags.get("vocab-size"), "--vocab-size");
   const std::string type = flags.get("type", "bpe");
   const std::string max_sentences = flags.get("max-sentences", "2000000");
+  const std::string text_key = flags.get("text-key", "text");
   flags.finish();
   if (type != "bpe" && type != "unigram")
     throw UsageError("train: --type must be bpe or unigram, got '" + type + "'");
@@ -251,9 +185,10 @@ int cmd_train(Flags flags) {
       {"minloglevel", "1"},
   };
   sentencepiece::SetRandomGeneratorSeed(kTrainSeed);
-  LineIterator lines(inputs);
+  LineIterator lines(inputs, text_key);
   const auto status = sentencepiece::SentencePieceTrainer::Train(kwargs, &lines);
   if (!status.ok()) throw std::runtime_error("tokenizer training failed: " + status.ToString());
+  scalevec::log::info("tokenizer training read " + lines.stats().summary());
   scalevec::log::info(cat("trained ", type, " tokenizer ", prefix, ".model (vocab ", vocab, ")"));
   return 0;
 }
@@ -272,6 +207,7 @@ int cmd_encode(Flags flags) {
   const double val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
   const int64_t block_lines =
       parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
+  const std::string text_key = flags.get("text-key", "text");
   flags.finish();
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
     throw UsageError("encode: --val-fraction must be in [0, 1), got " +
@@ -282,7 +218,7 @@ int cmd_encode(Flags flags) {
   load_model(model, sp);
   const uint32_t eos = static_cast<uint32_t>(sp.eos_id());
   std::vector<uint32_t> train, val;
-  LineReader reader(inputs);
+  scalevec::TextLineSource reader(inputs, text_key);
   std::string line;
   std::vector<int> ids;
   int64_t line_index = 0, blocks = 0, val_blocks = 0;
@@ -314,7 +250,9 @@ int cmd_encode(Flags flags) {
   const auto vocab = static_cast<uint64_t>(sp.GetPieceSize());
   scalevec::write_shard(train_out, train, vocab);
   scalevec::write_shard(val_out, val, vocab);
-  std::cout << "lines=" << line_index << " blocks=" << blocks << " val_blocks=" << val_blocks
+  scalevec::log::info("encode read " + reader.stats().summary());
+  std::cout << "lines=" << line_index << " skipped_lines=" << reader.stats().skipped_total()
+            << " blocks=" << blocks << " val_blocks=" << val_blocks
             << " train_tokens=" << train.size() << " val_tokens=" << val.size()
             << " vocab_size=" << vocab << "\n";
   return 0;

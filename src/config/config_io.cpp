@@ -39,6 +39,10 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
              RawMap& out) {
   if (node.IsMap()) {
     for (const auto& kv : node) {
+      if (!kv.first.IsScalar())  // YAML allows `? [a, b]` keys; a config key is a plain name
+        throw ConfigError((prefix.empty() ? std::string("top level") : prefix) +
+                          ": a key must be a plain name, not a list or a mapping (" +
+                          where_of(file, kv.first) + ")");
       const std::string key = kv.first.as<std::string>();
       if (prefix.empty() && key == "defaults") continue;  // handled by the loader
       flatten(kv.second, prefix.empty() ? key : prefix + "." + key, file, out);
@@ -99,7 +103,11 @@ void load_document(const YAML::Node& root, const std::string& name, const fs::pa
     if (defaults.IsScalar())
       bases.push_back(defaults.as<std::string>());
     else if (defaults.IsSequence())
-      for (const auto& d : defaults) bases.push_back(d.as<std::string>());
+      for (const auto& d : defaults) {
+        if (!d.IsScalar())
+          throw ConfigError("defaults: list items must be file names (" + where_of(name, d) + ")");
+        bases.push_back(d.as<std::string>());
+      }
     else
       throw ConfigError("defaults: expected a file name or a list of them (" +
                         where_of(name, defaults) + ")");
@@ -445,21 +453,37 @@ Config resolve(RawMap& raw) {
 
 }  // namespace
 
+namespace {
+// Any yaml-cpp error the checks above did not turn into a clear one still ends as a ConfigError.
+template <typename F>
+Config as_config_error(const std::string& name, F&& load) {
+  try {
+    return load();
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("bad YAML in " + name + ": " + e.what());
+  }
+}
+}  // namespace
+
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  RawMap raw;
-  std::vector<std::string> stack;
-  load_file(path, stack, raw);
-  for (const auto& o : overrides) apply_override(o, raw);
-  return resolve(raw);
+  return as_config_error(path, [&] {
+    RawMap raw;
+    std::vector<std::string> stack;
+    load_file(path, stack, raw);
+    for (const auto& o : overrides) apply_override(o, raw);
+    return resolve(raw);
+  });
 }
 
 Config load_config_string(const std::string& yaml, const std::vector<std::string>& overrides,
                           const std::string& name) {
-  RawMap raw;
-  std::vector<std::string> stack;
-  load_document(parse_yaml(yaml, name), name, fs::current_path(), stack, raw);
-  for (const auto& o : overrides) apply_override(o, raw);
-  return resolve(raw);
+  return as_config_error(name, [&] {
+    RawMap raw;
+    std::vector<std::string> stack;
+    load_document(parse_yaml(yaml, name), name, fs::current_path(), stack, raw);
+    for (const auto& o : overrides) apply_override(o, raw);
+    return resolve(raw);
+  });
 }
 
 std::vector<std::string> config_keys() {

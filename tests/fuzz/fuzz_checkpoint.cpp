@@ -8,7 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "scalevec/checkpoint.h"
@@ -31,13 +34,30 @@ scalevec::Config fuzz_config() {
 
 }  // namespace
 
+// SCALEVEC_FUZZ_SEED_DIR=DIR: write two seeds there (a real checkpoint of the model above, in
+// both modes) at start-up; scripts/fuzz.sh does this.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const char* dir = std::getenv("SCALEVEC_FUZZ_SEED_DIR");
+  if (!dir) return 0;
+  const scalevec::Config cfg = fuzz_config();
+  scalevec::Transformer model(cfg.model, 1);
+  auto optimizer = scalevec::make_optimizer(cfg.optim, model->named_params());
+  const std::string ckpt = std::string(dir) + "/checkpoint.pt";
+  scalevec::save_checkpoint(ckpt, *model, *optimizer, {}, cfg, "");
+  std::ifstream in(ckpt, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::ofstream(std::string(dir) + "/whole-file", std::ios::binary) << '\0' << bytes;
+  std::ofstream(std::string(dir) + "/payload", std::ios::binary) << '\1' << bytes.substr(32);
+  std::remove(ckpt.c_str());
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   static const scalevec::Config cfg = fuzz_config();
   static scalevec::Transformer model(cfg.model, 1);
   static auto optimizer = scalevec::make_optimizer(cfg.optim, model->named_params());
-  static const std::string path =
-      "/tmp/scalevec_fuzz_ckpt_" + std::to_string(::getpid()) + ".pt";
+  static const std::string path = "/tmp/scalevec_fuzz_ckpt_" + std::to_string(::getpid()) + ".pt";
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) return 0;
   if (data[0] & 1) {
