@@ -11,6 +11,7 @@
 #include <zstd.h>
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "scalevec/config.h"
 #include "scalevec/data.h"
 #include "scalevec/data_fingerprint.h"
+#include "scalevec/encode_pipeline.h"
 #include "scalevec/process.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/text_source.h"
@@ -325,6 +327,76 @@ TEST(TextSource, InvalidUtf8PlainLinesAreSkippedAndDamagedFilesNamed) {
     } catch (const TextSourceError& e) {
       EXPECT_NE(std::string(e.what()).find(dir.file(name)), std::string::npos) << e.what();
     }
+  }
+}
+
+// ---------------------------------------------------------------- parallel encoding
+
+// A stand-in tokenizer: one id per byte, plus a length marker (thread-safe, deterministic).
+void byte_ids(const std::string& line, std::vector<int>& ids) {
+  ids.assign(line.begin(), line.end());
+  for (int& id : ids) id &= 0xFF;
+  ids.push_back(256 + static_cast<int>(line.size() % 7));
+}
+
+TEST(EncodePipeline, OutputIsIdenticalWhateverTheNumberOfWorkers) {
+  TempDir dir;
+  std::mt19937 rng(9);
+  std::ostringstream text;
+  for (int i = 0; i < 5000; ++i) {
+    const int len = 1 + static_cast<int>(rng() % 40);
+    for (int k = 0; k < len; ++k) text << static_cast<char>('a' + rng() % 26);
+    text << (i % 97 == 0 ? "\n\n" : "\n");  // some empty lines, skipped
+  }
+  std::ofstream(dir.file("c.txt")) << text.str();
+  EncodeOptions opts;
+  opts.block_lines = 16;
+  opts.val_fraction = 0.05;
+  opts.batch_lines = 37;  // many small batches: the in-order writer is exercised
+  opts.eos = 999;
+  EncodeResult reference;
+  for (int workers : {1, 2, 3, 8}) {
+    opts.workers = workers;
+    TextLineSource source({dir.file("c.txt")});
+    int reports = 0;
+    const EncodeResult r = encode_lines(
+        source, byte_ids, opts, [&](const EncodeProgress&) { ++reports; }, 0.0);
+    EXPECT_GE(reports, 1);
+    if (workers == 1) {
+      reference = r;
+      EXPECT_EQ(r.lines, 5000);
+      EXPECT_EQ(r.blocks, (5000 + 15) / 16);
+      EXPECT_GT(r.val.size(), 0u);
+      // The token streams hold every line once, in order, each followed by EOS.
+      EXPECT_EQ(std::count(r.train.begin(), r.train.end(), 999u) +
+                    std::count(r.val.begin(), r.val.end(), 999u),
+                5000);
+      continue;
+    }
+    EXPECT_EQ(r.train, reference.train) << workers << " workers";
+    EXPECT_EQ(r.val, reference.val) << workers << " workers";
+    EXPECT_EQ(r.val_blocks, reference.val_blocks);
+  }
+}
+
+TEST(EncodePipeline, AWorkerErrorStopsTheRunAndIsRethrown) {
+  TempDir dir;
+  std::ofstream out(dir.file("c.txt"));
+  for (int i = 0; i < 20000; ++i) out << "line " << i << "\n";
+  out.close();
+  EncodeOptions opts;
+  opts.workers = 3;
+  opts.batch_lines = 50;
+  TextLineSource source({dir.file("c.txt")});
+  const auto failing = [](const std::string& line, std::vector<int>& ids) {
+    if (line == "line 12345") throw std::runtime_error("cannot encode line 12345");
+    byte_ids(line, ids);
+  };
+  try {
+    encode_lines(source, failing, opts);
+    FAIL() << "expected the worker's error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "cannot encode line 12345");
   }
 }
 

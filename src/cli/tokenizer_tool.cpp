@@ -8,15 +8,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "scalevec/encode_pipeline.h"
 #include "scalevec/log.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/text_source.h"
@@ -42,10 +45,11 @@ usage:
                            [--type bpe|unigram] [--max-sentences N] [--text-key K]
       trains P.model and P.vocab (byte fallback on, identity normalization, deterministic)
   scalevec-tokenizer encode --model M --input F [F2 ...] --train-out T --val-out V
-                            [--val-fraction f] [--block-lines L] [--text-key K]
+                            [--val-fraction f] [--block-lines L] [--text-key K] [--workers N]
       encodes every non-empty line followed by EOS; blocks of L (default 64) consecutive lines
       go to validation so that a fraction f (default 0.01) of all blocks, evenly spread, is held
-      out: block j is held out iff floor((j+1)*f) > floor(j*f)
+      out: block j is held out iff floor((j+1)*f) > floor(j*f); N workers (default: all cores)
+      encode in parallel, the output byte-identical whatever N is; a progress line every 2 s
   scalevec-tokenizer decode --model M --ids "1 2 3"
       prints the text of the ids
   scalevec-tokenizer --help
@@ -208,7 +212,11 @@ int cmd_encode(Flags flags) {
   const int64_t block_lines =
       parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
   const std::string text_key = flags.get("text-key", "text");
+  const int64_t workers = parse_int(
+      flags.get("workers", std::to_string(std::max(1u, std::thread::hardware_concurrency()))),
+      "--workers");
   flags.finish();
+  if (workers < 1) throw UsageError("encode: --workers must be >= 1");
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
     throw UsageError("encode: --val-fraction must be in [0, 1), got " +
                      std::to_string(val_fraction));
@@ -216,37 +224,41 @@ int cmd_encode(Flags flags) {
 
   sentencepiece::SentencePieceProcessor sp;
   load_model(model, sp);
-  const uint32_t eos = static_cast<uint32_t>(sp.eos_id());
-  std::vector<uint32_t> train, val;
+  scalevec::EncodeOptions opts;
+  opts.workers = workers;
+  opts.block_lines = block_lines;
+  opts.val_fraction = val_fraction;
+  opts.eos = static_cast<uint32_t>(sp.eos_id());
   scalevec::TextLineSource reader(inputs, text_key);
-  std::string line;
-  std::vector<int> ids;
-  int64_t line_index = 0, blocks = 0, val_blocks = 0;
-  size_t last_block_start = 0;  // where the last train block starts in `train`
-  bool last_block_val = false;
-  while (reader.next(line)) {
-    if (line.empty()) continue;
-    const int64_t block = line_index / block_lines;
-    const bool to_val = std::floor((block + 1) * val_fraction) > std::floor(block * val_fraction);
-    if (line_index % block_lines == 0) {
-      ++blocks;
-      val_blocks += to_val;
-      last_block_val = to_val;
-      last_block_start = train.size();
-    }
-    ++line_index;
-    const auto status = sp.Encode(line, &ids);
-    if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
-    auto& out = to_val ? val : train;
-    out.insert(out.end(), ids.begin(), ids.end());
-    out.push_back(eos);  // lines are the documents (KJV: one verse each)
+  uint64_t input_bytes = 0;  // on disk; the ETA is exact for uncompressed inputs
+  bool compressed = false;
+  for (const auto& f : inputs) {
+    std::ifstream in(f, std::ios::binary | std::ios::ate);
+    input_bytes += in ? static_cast<uint64_t>(in.tellg()) : 0;
+    compressed = compressed || f.size() > 3 && (f.substr(f.size() - 3) == ".gz" ||
+                                                f.substr(f.size() - 4) == ".zst");
   }
-  // A corpus shorter than 1/f blocks would get no validation data: hold out its last block.
-  if (val_fraction > 0.0 && val_blocks == 0 && blocks >= 2 && !last_block_val) {
-    val.assign(train.begin() + static_cast<std::ptrdiff_t>(last_block_start), train.end());
-    train.resize(last_block_start);
-    val_blocks = 1;
-  }
+  const auto show = [&](const scalevec::EncodeProgress& p) {
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(1) << "encode: " << p.bytes / 1e6 << " MB, "
+         << p.bytes / 1e6 / std::max(p.seconds, 1e-9) << " MB/s, "
+         << p.tokens / 1e6 / std::max(p.seconds, 1e-9) << "M tokens/s";
+    if (!compressed && p.bytes > 0 && p.bytes < input_bytes)
+      line << ", ETA " << std::setprecision(0)
+           << p.seconds * static_cast<double>(input_bytes - p.bytes) / static_cast<double>(p.bytes)
+           << " s";
+    scalevec::log::info(line.str());
+  };
+  const scalevec::EncodeResult r = scalevec::encode_lines(
+      reader,
+      [&](const std::string& text, std::vector<int>& ids) {
+        const auto status = sp.Encode(text, &ids);
+        if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
+      },
+      opts, show);
+  const auto& train = r.train;
+  const auto& val = r.val;
+  const int64_t line_index = r.lines, blocks = r.blocks, val_blocks = r.val_blocks;
   const auto vocab = static_cast<uint64_t>(sp.GetPieceSize());
   scalevec::write_shard(train_out, train, vocab);
   scalevec::write_shard(val_out, val, vocab);

@@ -1,0 +1,44 @@
+// Parallel encoding of corpus lines into the train and validation token streams: one reader,
+// N encoding workers, and an in-order writer, so the output is byte-identical whatever N is.
+// Torch-free and tokenizer-agnostic (the tokenizer tool passes sentencepiece's Encode).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "scalevec/text_source.h"
+
+namespace scalevec {
+
+struct EncodeOptions {
+  int workers = 1;
+  int64_t block_lines = 64;    // validation is taken in blocks of this many non-empty lines
+  double val_fraction = 0.01;  // block j is held out iff floor((j+1)*f) > floor(j*f)
+  uint32_t eos = 2;            // appended after every line
+  int64_t batch_lines = 4096;  // lines per unit of work
+};
+
+struct EncodeProgress {
+  uint64_t bytes = 0;   // text bytes read so far
+  uint64_t tokens = 0;  // tokens written so far
+  double seconds = 0;
+};
+
+struct EncodeResult {
+  std::vector<uint32_t> train, val;
+  int64_t lines = 0, blocks = 0, val_blocks = 0;
+};
+
+// Thread-safe: called concurrently by the workers. Writes the ids of one line.
+using LineEncoder = std::function<void(const std::string& line, std::vector<int>& ids)>;
+
+// Reads every line of `source`, skips empty ones, encodes the rest; `progress` (if set) is called
+// from the calling thread about every `progress_seconds`. Errors in a worker are rethrown here.
+EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
+                          const EncodeOptions& options,
+                          const std::function<void(const EncodeProgress&)>& progress = {},
+                          double progress_seconds = 2.0);
+
+}  // namespace scalevec
