@@ -511,6 +511,61 @@ TEST(DataLoader, TargetsAreInputsShiftedByOneInTheRawShard) {
   }
 }
 
+TEST(DataMixture, OneShardGivesThePlainLoadersBatches) {
+  TempDir dir;
+  write_shard(dir.file("s.bin"), random_tokens(5000, 300, 4), 300);
+  const TokenWindowLoader plain(dir.file("s.bin"), 16, 8, 77, 1, 3);
+  const MixtureLoader mix({dir.file("s.bin")}, {}, 16, 8, 77, 1, 3);
+  for (int64_t step = 0; step < 50; ++step)
+    for (int64_t micro = 0; micro < 2; ++micro) {
+      ASSERT_TRUE(plain.batch_at(step, micro).inputs.equal(mix.batch_at(step, micro).inputs));
+      for (const auto& [k, offset] : mix.windows(step, micro)) EXPECT_EQ(k, 0u);
+    }
+}
+
+TEST(DataMixture, DrawsShardsInProportionAsAPureFunctionWithinEachRanksSlice) {
+  TempDir dir;
+  // Shard i holds ids [1000 i, 1000 i + 1000): a row's tokens say where it came from.
+  for (uint32_t i = 0; i < 3; ++i) {
+    std::vector<uint32_t> t(1000);
+    for (uint32_t k = 0; k < 1000; ++k) t[k] = 1000 * i + k;
+    write_shard(dir.file("s" + std::to_string(i) + ".bin"), t, 3000);
+  }
+  const std::vector<std::string> paths = {dir.file("s0.bin"), dir.file("s1.bin"),
+                                          dir.file("s2.bin")};
+  const std::vector<double> weights = {7, 2, 1};  // normalized: 0.7, 0.2, 0.1
+  for (int64_t rank : {0, 1}) {
+    const MixtureLoader mix(paths, weights, 8, 16, 5, rank, 2);
+    EXPECT_DOUBLE_EQ(mix.weight(0), 0.7);
+    std::vector<int64_t> counts(3, 0);
+    const int64_t steps = 1000;
+    for (int64_t step = 0; step < steps; ++step) {
+      const Batch b = mix.batch_at(step);
+      const auto w = mix.windows(step);
+      for (int64_t r = 0; r < 16; ++r) {
+        const int64_t first = b.inputs[r][0].item<int64_t>(),
+                      last = b.targets[r][7].item<int64_t>();
+        const auto k = static_cast<size_t>(first / 1000);
+        ASSERT_EQ(k, w[r].first);
+        ASSERT_EQ(last / 1000, first / 1000) << "a window crossed shards";
+        // Rank r reads only its half of each shard.
+        ASSERT_GE(first % 1000, 500 * rank);
+        ASSERT_LT(last % 1000, 500 * (rank + 1));
+        ++counts[k];
+      }
+    }
+    const double rows = 16.0 * steps;
+    EXPECT_NEAR(counts[0] / rows, 0.7, 0.015) << "rank " << rank;  // 4 sigma at 16000 rows
+    EXPECT_NEAR(counts[1] / rows, 0.2, 0.015) << "rank " << rank;
+    EXPECT_NEAR(counts[2] / rows, 0.1, 0.015) << "rank " << rank;
+    // A pure function of (seed, step, micro, rank): what a resume relies on.
+    const MixtureLoader again(paths, weights, 8, 16, 5, rank, 2);
+    EXPECT_TRUE(again.batch_at(123, 1).inputs.equal(mix.batch_at(123, 1).inputs));
+  }
+  EXPECT_THROW(MixtureLoader(paths, {1, 2}, 8, 16, 5), DataError);
+  EXPECT_THROW(MixtureLoader(paths, {1, 0, 1}, 8, 16, 5), DataError);
+}
+
 TEST(DataLoader, RankSlicesAreDisjoint) {
   TempDir dir;
   const int64_t n = 1000, T = 8;

@@ -230,6 +230,54 @@ TEST(Trainer, ResumeRefusesAReplacedTrainingShardUnlessAllowed) {
   EXPECT_NE(info2.find("data_check: unchanged"), std::string::npos) << info2;
 }
 
+// A weighted mixture of two datasets with a val set each: per-set val losses in the metrics, a
+// bit-identical resume, and a changed weight refused on resume.
+TEST(Trainer, AMixtureTrainsReportsEachValSetAndResumesExactly) {
+  Fixture f("mixture");
+  std::mt19937 rng(8);
+  std::vector<uint32_t> train(9000), val(2000);
+  for (auto& x : train) x = rng() % 97;  // a second, unlearnable dataset
+  for (auto& x : val) x = rng() % 97;
+  fs::create_directories(f.dir / "noise");
+  write_shard((f.dir / "noise" / "train.bin").string(), train, 97);
+  write_shard((f.dir / "noise" / "val.bin").string(), val, 97);
+  f.cfg.data.train_shards = {f.cfg.data.train_shard, (f.dir / "noise" / "train.bin").string()};
+  f.cfg.data.train_weights = {3, 1};
+  f.cfg.data.val_shards = {f.cfg.data.val_shard, (f.dir / "noise" / "val.bin").string()};
+  f.cfg.train.steps = 8;
+  Config full = f.cfg;
+  full.train.out_dir = (f.dir / "full").string();
+  const auto uninterrupted = Trainer(full, {}).run();
+
+  TrainerOptions first_four;
+  first_four.stop_after = 4;
+  Trainer(f.cfg, first_four).run();
+  TrainerOptions resume;
+  resume.resume = true;
+  const auto resumed = Trainer(f.cfg, resume).run();
+  EXPECT_EQ(resumed.last_train_loss, uninterrupted.last_train_loss);
+  ASSERT_TRUE(resumed.last_val_loss && uninterrupted.last_val_loss);
+  EXPECT_EQ(*resumed.last_val_loss, *uninterrupted.last_val_loss);
+
+  std::ifstream csv(fs::path(full.train.out_dir) / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  // Both val shards are named val.bin: their parent folders tell them apart.
+  const std::string pattern_name = "val_loss." + f.dir.filename().string() + "_val";
+  EXPECT_NE(header.find(pattern_name), std::string::npos) << header;
+  EXPECT_NE(header.find("val_loss.noise_val"), std::string::npos) << header;
+
+  f.cfg.data.train_weights = {1, 1};
+  f.cfg.train.steps = 10;
+  try {
+    Trainer t(f.cfg, resume);
+    FAIL() << "expected a changed mixture weight to be refused";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("mixture weight 0.750000 -> 0.500000"), std::string::npos)
+        << e.what();
+  }
+}
+
 // Checkpoints from before the fingerprint resume, with a warning and a record that nothing was
 // checked.
 TEST(Trainer, ACheckpointWithoutAFingerprintStillResumes) {

@@ -115,6 +115,12 @@ struct ScheduleConfig {
 struct DataConfig {
   std::string train_shard = "data/kjv/train.bin";
   std::string val_shard = "data/kjv/val.bin";
+  // A weighted mixture instead of train_shard (docs/data.md): each sequence comes from shard i
+  // with probability train_weights[i] / sum (equal when empty); val_shards (optional, else
+  // val_shard) are each evaluated and reported as val_loss.<name>.
+  std::vector<std::string> train_shards;
+  std::vector<double> train_weights;
+  std::vector<std::string> val_shards;
   std::string tokenizer = "data/kjv/tokenizer.model";
   std::vector<std::string> corpus = {
       "/usr/share/doc/bible-kjv-text/kjv.txt.gz"};  // prepare-data input

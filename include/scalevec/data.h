@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "scalevec/config.h"
 #include "scalevec/shard_format.h"
@@ -59,14 +61,41 @@ class TokenWindowLoader {
   std::vector<int64_t> window_offsets(int64_t step, int64_t micro_step = 0) const;
   const ShardReader& shard() const { return shard_; }
 
- private:
+  // The pieces of window_offsets, for MixtureLoader: row b's hash, and the window it picks.
+  uint64_t row_hash(int64_t step, int64_t micro_step, int64_t row) const;
+  int64_t offset_for(uint64_t hash) const;
   Batch gather(const std::vector<int64_t>& offsets) const;
 
+ private:
   ShardReader shard_;
   int64_t seq_len_, batch_size_;
   uint64_t seed_;
   int64_t rank_;
   int64_t begin_ = 0, end_ = 0;
+};
+
+// A weighted mixture of train shards (data.train_shards / data.train_weights). Row b of batch
+// (step, micro_step) takes its shard, with probability weight_i / sum, and its window from one
+// hash of (seed, step, micro_step, rank, b): a pure function like TokenWindowLoader, so a resume
+// needs no loader state. Every shard is sliced per rank. With one shard the batches are exactly
+// TokenWindowLoader's.
+class MixtureLoader {
+ public:
+  MixtureLoader(const std::vector<std::string>& shard_paths, std::vector<double> weights,
+                int64_t seq_len, int64_t batch_size, uint64_t seed, int64_t rank = 0,
+                int64_t world_size = 1);
+
+  Batch batch_at(int64_t step, int64_t micro_step = 0) const;
+  // (shard index, start offset) of every row of batch_at(step, micro_step).
+  std::vector<std::pair<size_t, int64_t>> windows(int64_t step, int64_t micro_step = 0) const;
+  size_t size() const { return sources_.size(); }
+  const TokenWindowLoader& source(size_t i) const { return sources_.at(i); }
+  double weight(size_t i) const { return weights_.at(i); }  // normalized to sum 1
+
+ private:
+  std::vector<TokenWindowLoader> sources_;
+  std::vector<double> weights_, cumulative_;
+  int64_t seq_len_, batch_size_;
 };
 
 }  // namespace scalevec

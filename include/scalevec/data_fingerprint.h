@@ -18,6 +18,7 @@ struct ShardIdentity {
   uint64_t tokens = 0;
   uint64_t vocab_size = 0;
   uint64_t checksum = 0;  // the shard header's FNV-1a 64 of its payload
+  double weight = 1.0;    // its share of a train mixture (1 for a single shard and val sets)
 };
 
 struct DataFingerprint {
@@ -30,11 +31,14 @@ struct DataFingerprint {
 // Formats a 64-bit hash as 16 hex digits.
 std::string hex64(uint64_t value);
 
-ShardIdentity identify_shard(const std::string& role, const ShardReader& shard);
+ShardIdentity identify_shard(const std::string& role, const ShardReader& shard,
+                             double weight = 1.0);
 // FNV-1a 64 of a whole file as hex; "" when the file does not exist.
 std::string file_hash(const std::string& path);
 
 DataFingerprint fingerprint_data(const ShardReader& train, const ShardReader& val,
+                                 const std::string& tokenizer_path, int64_t seq_len);
+DataFingerprint fingerprint_data(std::vector<ShardIdentity> shards,
                                  const std::string& tokenizer_path, int64_t seq_len);
 
 std::string fingerprint_to_yaml(const DataFingerprint& fingerprint);

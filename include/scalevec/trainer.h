@@ -93,7 +93,10 @@ class Trainer {
   std::vector<NamedParam> params_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradSynchronizer> sync_;
-  std::unique_ptr<TokenWindowLoader> train_data_, val_data_;
+  std::unique_ptr<MixtureLoader> train_data_;  // one shard or a weighted mixture
+  std::vector<TokenWindowLoader> val_sets_;
+  std::vector<std::string> val_names_;
+  std::map<std::string, double> last_val_by_set_;  // "val_loss.<name>" at the last evaluate()
   std::string data_fingerprint_;  // YAML of fingerprint_data(); "" on synthetic data
   std::unique_ptr<Probe> probe_;  // null when train.probe_every = 0
   TrainState state_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -191,6 +192,14 @@ class Reader {
     if constexpr (std::is_same_v<T, std::vector<std::string>>) {
       field = v.items;
       return;
+    } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+      field.clear();
+      for (const auto& item : v.items) {
+        double d = 0;
+        parse(key, v, item, d);
+        field.push_back(d);
+      }
+      return;
     } else {
       if (v.is_list) return fail(key, v, "expected a single value, got a list");
       parse(key, v, v.items.empty() ? std::string() : v.items[0], field);
@@ -283,7 +292,8 @@ class Writer {
   template <typename T>
   void operator()(const std::string& key, const T& field) {
     YAML::Node value;
-    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    if constexpr (std::is_same_v<T, std::vector<std::string>> ||
+                  std::is_same_v<T, std::vector<double>>) {
       value = YAML::Node(YAML::NodeType::Sequence);
       value.SetStyle(YAML::EmitterStyle::Flow);
       for (const auto& s : field) value.push_back(s);
@@ -402,6 +412,9 @@ void visit_config(V& v, C& c) {
   auto& d = c.data;
   v("data.train_shard", d.train_shard);
   v("data.val_shard", d.val_shard);
+  v("data.train_shards", d.train_shards);
+  v("data.train_weights", d.train_weights);
+  v("data.val_shards", d.val_shards);
   v("data.tokenizer", d.tokenizer);
   v("data.corpus", d.corpus);
   v("data.out_dir", d.out_dir);
@@ -585,6 +598,18 @@ void validate_config(const Config& c) {
         "probe_trace_samples >= 0");
   check(t.probe_tol >= 0, "train.probe_tol must be >= 0");
   check(c.data.val_fraction > 0 && c.data.val_fraction < 1, "data.val_fraction must be in (0, 1)");
+  {
+    const auto& d = c.data;
+    check(d.train_weights.empty() || d.train_weights.size() == d.train_shards.size(),
+          "data.train_weights has " + std::to_string(d.train_weights.size()) + " weights for " +
+              std::to_string(d.train_shards.size()) +
+              " data.train_shards (one per shard, or none for equal weights)");
+    bool positive = true;
+    for (double w : d.train_weights) positive = positive && w > 0 && std::isfinite(w);
+    check(positive, "data.train_weights must all be finite and > 0");
+    check(d.val_shards.empty() || !d.train_shards.empty(),
+          "data.val_shards needs data.train_shards (the mixture it validates)");
+  }
   check(c.data.tokenizer_type == "bpe" || c.data.tokenizer_type == "unigram",
         "data.tokenizer_type must be bpe or unigram");
   check(c.dist.backend == "auto" || c.dist.backend == "nccl" || c.dist.backend == "gloo",

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -15,8 +16,9 @@ std::string hex64(uint64_t value) {
   return text;
 }
 
-ShardIdentity identify_shard(const std::string& role, const ShardReader& shard) {
+ShardIdentity identify_shard(const std::string& role, const ShardReader& shard, double weight) {
   ShardIdentity id;
+  id.weight = weight;
   id.role = role;
   id.path = shard.path();
   id.bytes = shard.file_bytes();
@@ -40,8 +42,14 @@ std::string file_hash(const std::string& path) {
 
 DataFingerprint fingerprint_data(const ShardReader& train, const ShardReader& val,
                                  const std::string& tokenizer_path, int64_t seq_len) {
+  return fingerprint_data({identify_shard("train", train), identify_shard("val", val)},
+                          tokenizer_path, seq_len);
+}
+
+DataFingerprint fingerprint_data(std::vector<ShardIdentity> shards,
+                                 const std::string& tokenizer_path, int64_t seq_len) {
   DataFingerprint f;
-  f.shards = {identify_shard("train", train), identify_shard("val", val)};
+  f.shards = std::move(shards);
   f.tokenizer_path = tokenizer_path;
   f.tokenizer_hash = file_hash(tokenizer_path);
   f.seq_len = seq_len;
@@ -58,6 +66,7 @@ std::string fingerprint_to_yaml(const DataFingerprint& f) {
     n["tokens"] = s.tokens;
     n["vocab_size"] = s.vocab_size;
     n["checksum"] = hex64(s.checksum);
+    if (s.weight != 1.0) n["weight"] = s.weight;  // single shards keep the pre-mixture form
     root["shards"].push_back(n);
   }
   root["tokenizer"]["path"] = f.tokenizer_path;
@@ -80,6 +89,7 @@ DataFingerprint fingerprint_from_yaml(const std::string& yaml, const std::string
       s.tokens = n["tokens"].as<uint64_t>();
       s.vocab_size = n["vocab_size"].as<uint64_t>();
       s.checksum = std::stoull(n["checksum"].as<std::string>(), nullptr, 16);
+      s.weight = n["weight"] ? n["weight"].as<double>() : 1.0;
       f.shards.push_back(s);
     }
     f.tokenizer_path = root["tokenizer"]["path"].as<std::string>();
@@ -111,9 +121,17 @@ FingerprintComparison compare_fingerprints(const DataFingerprint& saved,
     else if (cur->path != old.path)
       out.notes.push_back(old.role + " shard moved from " + old.path + " to " + cur->path +
                           " (same tokens, checksum " + hex64(cur->checksum) + ")");
+    if (std::abs(cur->weight - old.weight) > 1e-12)
+      out.changes.push_back(what + ": mixture weight " + std::to_string(old.weight) + " -> " +
+                            std::to_string(cur->weight));
     if (cur->vocab_size != old.vocab_size)
       out.changes.push_back(what + ": vocab size " + std::to_string(old.vocab_size) + " -> " +
                             std::to_string(cur->vocab_size));
+  }
+  for (const auto& s : now.shards) {
+    bool known = false;
+    for (const auto& old : saved.shards) known = known || old.role == s.role;
+    if (!known) out.changes.push_back(s.role + " shard " + s.path + " is read now but was not");
   }
   // A tokenizer file is not read by training: a missing one is noted, another one refused.
   if (!saved.tokenizer_hash.empty() && now.tokenizer_hash.empty())

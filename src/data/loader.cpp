@@ -1,6 +1,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,18 @@ uint64_t mix64(uint64_t x) {
 // Uniform in [0, n) without modulo bias worth speaking of (Lemire's multiply-shift).
 uint64_t bounded(uint64_t h, uint64_t n) {
   return static_cast<uint64_t>((static_cast<unsigned __int128>(h) * n) >> 64);
+}
+
+// Rows of seq_len + 1 tokens, each from its shard and offset, as (inputs, targets).
+Batch gather_windows(const std::vector<std::pair<const ShardReader*, int64_t>>& rows,
+                     int64_t seq_len) {
+  const auto n = static_cast<int64_t>(rows.size());
+  at::Tensor buf = at::empty({n, seq_len + 1}, at::kLong);
+  int64_t* data = buf.data_ptr<int64_t>();
+  for (int64_t b = 0; b < n; ++b)
+    rows[b].first->copy_to(static_cast<uint64_t>(rows[b].second),
+                           static_cast<uint64_t>(seq_len + 1), data + b * (seq_len + 1));
+  return {buf.narrow(1, 0, seq_len).contiguous(), buf.narrow(1, 1, seq_len).contiguous()};
 }
 
 }  // namespace
@@ -43,26 +56,28 @@ TokenWindowLoader::TokenWindowLoader(const std::string& shard_path, int64_t seq_
                     " tokens, fewer than seq_len + 1 = " + std::to_string(seq_len + 1));
 }
 
-std::vector<int64_t> TokenWindowLoader::window_offsets(int64_t step, int64_t micro_step) const {
-  const auto starts = static_cast<uint64_t>(end_ - begin_ - seq_len_);  // valid start positions
+uint64_t TokenWindowLoader::row_hash(int64_t step, int64_t micro_step, int64_t row) const {
   const uint64_t base =
       mix64(mix64(mix64(seed_) ^ static_cast<uint64_t>(step)) ^ static_cast<uint64_t>(micro_step));
   const uint64_t stream = mix64(base ^ static_cast<uint64_t>(rank_));
+  return mix64(stream ^ static_cast<uint64_t>(row));
+}
+
+int64_t TokenWindowLoader::offset_for(uint64_t hash) const {
+  const auto starts = static_cast<uint64_t>(end_ - begin_ - seq_len_);  // valid start positions
+  return begin_ + static_cast<int64_t>(bounded(hash, starts));
+}
+
+std::vector<int64_t> TokenWindowLoader::window_offsets(int64_t step, int64_t micro_step) const {
   std::vector<int64_t> offsets(static_cast<size_t>(batch_size_));
-  for (int64_t b = 0; b < batch_size_; ++b)
-    offsets[b] =
-        begin_ + static_cast<int64_t>(bounded(mix64(stream ^ static_cast<uint64_t>(b)), starts));
+  for (int64_t b = 0; b < batch_size_; ++b) offsets[b] = offset_for(row_hash(step, micro_step, b));
   return offsets;
 }
 
 Batch TokenWindowLoader::gather(const std::vector<int64_t>& offsets) const {
-  const auto rows = static_cast<int64_t>(offsets.size());
-  at::Tensor buf = at::empty({rows, seq_len_ + 1}, at::kLong);
-  int64_t* data = buf.data_ptr<int64_t>();
-  for (int64_t b = 0; b < rows; ++b)
-    shard_.copy_to(static_cast<uint64_t>(offsets[b]), static_cast<uint64_t>(seq_len_ + 1),
-                   data + b * (seq_len_ + 1));
-  return {buf.narrow(1, 0, seq_len_).contiguous(), buf.narrow(1, 1, seq_len_).contiguous()};
+  std::vector<std::pair<const ShardReader*, int64_t>> rows;
+  for (int64_t o : offsets) rows.emplace_back(&shard_, o);
+  return gather_windows(rows, seq_len_);
 }
 
 Batch TokenWindowLoader::batch_at(int64_t step, int64_t micro_step) const {
@@ -85,6 +100,52 @@ Batch TokenWindowLoader::eval_batch(int64_t index) const {
     offsets[b] = begin_ + w * seq_len_;
   }
   return gather(offsets);
+}
+
+MixtureLoader::MixtureLoader(const std::vector<std::string>& shard_paths,
+                             std::vector<double> weights, int64_t seq_len, int64_t batch_size,
+                             uint64_t seed, int64_t rank, int64_t world_size)
+    : weights_(std::move(weights)), seq_len_(seq_len), batch_size_(batch_size) {
+  if (shard_paths.empty()) throw DataError("a data mixture needs at least one shard");
+  if (weights_.empty()) weights_.assign(shard_paths.size(), 1.0);
+  if (weights_.size() != shard_paths.size())
+    throw DataError("data mixture: " + std::to_string(weights_.size()) + " weights for " +
+                    std::to_string(shard_paths.size()) + " shards");
+  double sum = 0;
+  for (double w : weights_) {
+    if (!(w > 0) || !std::isfinite(w)) throw DataError("data mixture: weights must be > 0");
+    sum += w;
+  }
+  for (size_t i = 0; i < shard_paths.size(); ++i) {
+    sources_.emplace_back(shard_paths[i], seq_len, batch_size, seed, rank, world_size);
+    weights_[i] /= sum;
+    cumulative_.push_back((cumulative_.empty() ? 0.0 : cumulative_.back()) + weights_[i]);
+  }
+  cumulative_.back() = 1.0;  // no row may fall past the last shard by rounding
+}
+
+std::vector<std::pair<size_t, int64_t>> MixtureLoader::windows(int64_t step,
+                                                               int64_t micro_step) const {
+  std::vector<std::pair<size_t, int64_t>> out(static_cast<size_t>(batch_size_));
+  for (int64_t b = 0; b < batch_size_; ++b) {
+    // The seed and rank are the same in every source: any source's row hash is the row's.
+    const uint64_t h = sources_[0].row_hash(step, micro_step, b);
+    size_t k = 0;
+    if (sources_.size() > 1) {
+      // A second, independent draw picks the shard; the window comes from h, as for one shard.
+      const double u = static_cast<double>(mix64(h ^ 0xd1b54a32d192ed03ULL) >> 11) * 0x1.0p-53;
+      while (k + 1 < sources_.size() && u >= cumulative_[k]) ++k;
+    }
+    out[b] = {k, sources_[k].offset_for(h)};
+  }
+  return out;
+}
+
+Batch MixtureLoader::batch_at(int64_t step, int64_t micro_step) const {
+  std::vector<std::pair<const ShardReader*, int64_t>> rows;
+  for (const auto& [k, offset] : windows(step, micro_step))
+    rows.emplace_back(&sources_[k].shard(), offset);
+  return gather_windows(rows, seq_len_);
 }
 
 }  // namespace scalevec

@@ -71,6 +71,18 @@ std::vector<std::string> gather_host_names(Communicator& comm, int rank, int wor
   return out;
 }
 
+// Metric names of the val sets: file stems, or parent_stem where stems repeat.
+std::vector<std::string> val_set_names(const std::vector<std::string>& paths) {
+  std::vector<std::string> names;
+  for (const auto& p : paths) names.push_back(fs::path(p).stem().string());
+  for (size_t i = 0; i < names.size(); ++i)
+    if (std::count(names.begin(), names.end(), names[i]) > 1)
+      for (size_t j = 0; j < paths.size(); ++j)
+        names[j] = fs::path(paths[j]).parent_path().filename().string() + "_" +
+                   fs::path(paths[j]).stem().string();
+  return names;
+}
+
 }  // namespace
 
 Trainer::Trainer(Config config, TrainerOptions options)
@@ -104,25 +116,40 @@ Trainer::Trainer(Config config, TrainerOptions options)
   optimizer_ = make_optimizer(cfg_.optim, params_);
 
   if (!opts_.synthetic_data) {
-    train_data_ = std::make_unique<TokenWindowLoader>(cfg_.data.train_shard, cfg_.train.seq_len,
-                                                      cfg_.train.batch_size, cfg_.train.seed,
-                                                      env_.rank, env_.world_size);
-    val_data_ = std::make_unique<TokenWindowLoader>(cfg_.data.val_shard, cfg_.train.seq_len,
-                                                    cfg_.train.batch_size, cfg_.train.seed,
-                                                    env_.rank, env_.world_size);
-    const auto vocab = static_cast<int64_t>(train_data_->shard().vocab_size());
-    if (vocab > cfg_.model.vocab_size)
-      throw std::runtime_error("shard " + cfg_.data.train_shard + " has vocab size " +
-                               std::to_string(vocab) + " but model.vocab_size is " +
-                               std::to_string(cfg_.model.vocab_size));
-    data_fingerprint_ = fingerprint_to_yaml(fingerprint_data(
-        train_data_->shard(), val_data_->shard(), cfg_.data.tokenizer, cfg_.train.seq_len));
+    const auto& d = cfg_.data;
+    const bool mixture = !d.train_shards.empty();
+    const std::vector<std::string> train_paths =
+        mixture ? d.train_shards : std::vector<std::string>{d.train_shard};
+    train_data_ = std::make_unique<MixtureLoader>(train_paths, d.train_weights, cfg_.train.seq_len,
+                                                  cfg_.train.batch_size, cfg_.train.seed, env_.rank,
+                                                  env_.world_size);
+    const std::vector<std::string> val_paths =
+        d.val_shards.empty() ? std::vector<std::string>{d.val_shard} : d.val_shards;
+    for (const auto& path : val_paths)
+      val_sets_.emplace_back(path, cfg_.train.seq_len, cfg_.train.batch_size, cfg_.train.seed,
+                             env_.rank, env_.world_size);
+    val_names_ = val_set_names(val_paths);
+    std::vector<ShardIdentity> shards;
+    for (size_t i = 0; i < train_data_->size(); ++i) {
+      const ShardReader& shard = train_data_->source(i).shard();
+      if (static_cast<int64_t>(shard.vocab_size()) > cfg_.model.vocab_size)
+        throw std::runtime_error("shard " + shard.path() + " has vocab size " +
+                                 std::to_string(shard.vocab_size()) + " but model.vocab_size is " +
+                                 std::to_string(cfg_.model.vocab_size));
+      shards.push_back(identify_shard(mixture ? "train." + std::to_string(i) : "train", shard,
+                                      mixture ? train_data_->weight(i) : 1.0));
+    }
+    for (size_t i = 0; i < val_sets_.size(); ++i)
+      shards.push_back(identify_shard(val_sets_.size() > 1 ? "val." + val_names_[i] : "val",
+                                      val_sets_[i].shard()));
+    data_fingerprint_ =
+        fingerprint_to_yaml(fingerprint_data(shards, d.tokenizer, cfg_.train.seq_len));
   }
 
   if (cfg_.train.probe_every > 0) {
     std::vector<Batch> batches;
-    if (val_data_) {
-      batches = probe_batches(*val_data_, cfg_.train);
+    if (!val_sets_.empty()) {
+      batches = probe_batches(val_sets_.front(), cfg_.train);
     } else {  // synthetic data (bench): fixed random tokens
       auto gen = compat::make_generator(cfg_.train.seed + 4242, at::Device(at::kCPU));
       const int64_t rows =
@@ -266,7 +293,7 @@ Batch Trainer::micro_batch(int64_t step, int64_t micro) const {
         cfg_.model.vocab_size, {cfg_.train.batch_size, cfg_.train.seq_len + 1}, gen, at::kLong);
     b = {t.slice(1, 0, -1), t.slice(1, 1)};
   } else {
-    b = train_data_->batch_at(step, micro);
+    b = train_data_->batch_at(step, micro);  // a mixture of one shard: the plain loader's batches
   }
   const bool pin = device_.is_cuda();
   return {b.inputs.to(device_, /*non_blocking=*/pin), b.targets.to(device_, pin)};
@@ -338,18 +365,32 @@ std::map<std::string, double> Trainer::probe(int64_t step) {
 }
 
 double Trainer::evaluate() {
-  if (!val_data_) return NAN;
+  last_val_by_set_.clear();
+  if (val_sets_.empty()) return NAN;
   at::NoGradGuard no_grad;
   const bool bf16 = cfg_.train.precision == Precision::Bf16 && device_.is_cuda();
-  const int64_t n = std::min<int64_t>(cfg_.train.eval_batches, val_data_->eval_batches_available());
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const Batch b = val_data_->eval_batch(i);
-    compat::CudaAutocastGuard autocast(bf16);
-    sum += model_->loss(b.inputs.to(device_), b.targets.to(device_)).ce.item<double>();
+  std::vector<double> losses;
+  for (const auto& set : val_sets_) {
+    const int64_t n = std::min<int64_t>(cfg_.train.eval_batches, set.eval_batches_available());
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const Batch b = set.eval_batch(i);
+      compat::CudaAutocastGuard autocast(bf16);
+      sum += model_->loss(b.inputs.to(device_), b.targets.to(device_)).ce.item<double>();
+    }
+    const double local = sum / std::max<int64_t>(n, 1);
+    losses.push_back(env_.world_size > 1 ? comm_->allreduce_mean(local) : local);
   }
-  const double local = sum / std::max<int64_t>(n, 1);
-  return env_.world_size > 1 ? comm_->allreduce_mean(local) : local;
+  if (losses.size() == 1) return losses[0];
+  // Several val sets: each reported; val_loss weighs them as the training mixture does when
+  // they pair up with its shards, else equally.
+  const bool paired = losses.size() == train_data_->size();
+  double total = 0;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    last_val_by_set_["val_loss." + val_names_[i]] = losses[i];
+    total += losses[i] * (paired ? train_data_->weight(i) : 1.0 / losses.size());
+  }
+  return total;
 }
 
 void Trainer::save(const TrainState& state) {
@@ -369,6 +410,8 @@ TrainResult Trainer::run() {
   std::unique_ptr<MetricsWriter> metrics;
   if (opts_.write_outputs && env_.rank == 0) {
     std::vector<std::string> columns = scale_statistic_columns(*model_);
+    if (val_sets_.size() > 1)
+      for (const auto& name : val_names_) columns.push_back("val_loss." + name);
     if (probe_)
       for (auto& c : probe_->columns(*model_)) columns.push_back(std::move(c));
     metrics = std::make_unique<MetricsWriter>(
@@ -397,6 +440,7 @@ TrainResult Trainer::run() {
     if ((t.eval_every > 0 && state_.step % t.eval_every == 0) || last) {
       m.val_loss = evaluate();
       result.last_val_loss = m.val_loss;
+      m.extra.insert(last_val_by_set_.begin(), last_val_by_set_.end());
     }
     const bool log_now = state_.step % t.log_every == 0 || last || m.val_loss;
     if (log_now) {
