@@ -564,6 +564,13 @@ TEST(DataMixture, DrawsShardsInProportionAsAPureFunctionWithinEachRanksSlice) {
   }
   EXPECT_THROW(MixtureLoader(paths, {1, 2}, 8, 16, 5), DataError);
   EXPECT_THROW(MixtureLoader(paths, {1, 0, 1}, 8, 16, 5), DataError);
+  write_shard(dir.file("other.bin"), random_tokens(1000, 50, 1), 50);
+  try {
+    MixtureLoader({paths[0], dir.file("other.bin")}, {}, 8, 16, 5);
+    FAIL() << "expected shards of two tokenizers to be refused";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("different tokenizers"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DataLoader, RankSlicesAreDisjoint) {

@@ -1,5 +1,6 @@
 // train, eval, bench and prepare-data subcommands.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -56,6 +57,30 @@ int cmd_eval(const Args& args) {
   Trainer trainer(args.load(), opts);
   const double loss = trainer.evaluate();
   std::cout << "val_loss " << loss << " ppl " << std::exp(loss) << "\n";
+  return 0;
+}
+
+int cmd_bench_data(const Args& args) {
+  init_rank_logging(args);
+  const Config cfg = args.load();
+  const auto& d = cfg.data;
+  const std::vector<std::string> paths =
+      d.train_shards.empty() ? std::vector<std::string>{d.train_shard} : d.train_shards;
+  const MixtureLoader loader(paths, d.train_weights, cfg.train.seq_len, cfg.train.batch_size,
+                             cfg.train.seed);
+  const int64_t batches = args.has("batches") ? std::stoll(args.get("batches")) : 2000;
+  for (int64_t s = 0; s < 20; ++s) loader.batch_at(s);  // page the shards in
+  const auto start = std::chrono::steady_clock::now();
+  int64_t checksum = 0;  // keeps the batches from being optimized away
+  for (int64_t s = 0; s < batches; ++s)
+    checksum += loader.batch_at(1000 + s).inputs[0][0].item<int64_t>();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double tokens = static_cast<double>(batches) * cfg.train.batch_size * cfg.train.seq_len;
+  std::cout << "bench-data: " << paths.size() << " shard(s), batch " << cfg.train.batch_size
+            << " x " << cfg.train.seq_len << ": " << batches << " batches in " << secs
+            << " s = " << tokens / secs / 1e6 << "M tokens/s, " << secs / batches * 1e3
+            << " ms/batch (checksum " << checksum << ")\n";
   return 0;
 }
 

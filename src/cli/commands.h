@@ -9,6 +9,7 @@ int cmd_train(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_prepare_data(const Args& args);
+int cmd_bench_data(const Args& args);
 int cmd_inspect_config(const Args& args);
 int cmd_inspect_model(const Args& args);
 

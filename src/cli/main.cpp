@@ -19,6 +19,7 @@ commands:
   eval            evaluate a checkpoint on the validation shard (--checkpoint FILE)
   bench           time training steps (warm-up, then CUDA-event timed steps; --json FILE)
   prepare-data    train/load the tokenizer and write train/val token shards
+  bench-data      time the training data loader alone (its shards or mixture; --batches N)
   inspect-config  print the resolved config (all keys with their values)
   inspect-model   print parameters, FLOPs/token and every norm with variant, role and groups
 
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
     if (c == "eval") return cli::cmd_eval(args);
     if (c == "bench") return cli::cmd_bench(args);
     if (c == "prepare-data") return cli::cmd_prepare_data(args);
+    if (c == "bench-data") return cli::cmd_bench_data(args);
     if (c == "inspect-config") return cli::cmd_inspect_config(args);
     if (c == "inspect-model") return cli::cmd_inspect_model(args);
     std::cerr << "scalevec: unknown command '" << c << "'\n\n" << kUsage;

@@ -118,6 +118,13 @@ MixtureLoader::MixtureLoader(const std::vector<std::string>& shard_paths,
   }
   for (size_t i = 0; i < shard_paths.size(); ++i) {
     sources_.emplace_back(shard_paths[i], seq_len, batch_size, seed, rank, world_size);
+    // Shards of other tokenizers would mix unrelated ids (same-size vocabularies cannot be told
+    // apart here; the data fingerprint records the tokenizer).
+    if (sources_[i].shard().vocab_size() != sources_[0].shard().vocab_size())
+      throw DataError("data mixture: shard " + shard_paths[i] + " has vocab size " +
+                      std::to_string(sources_[i].shard().vocab_size()) + " but " + shard_paths[0] +
+                      " has " + std::to_string(sources_[0].shard().vocab_size()) +
+                      ": they come from different tokenizers");
     weights_[i] /= sum;
     cumulative_.push_back((cumulative_.empty() ? 0.0 : cumulative_.back()) + weights_[i]);
   }

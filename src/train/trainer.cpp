@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -69,6 +70,21 @@ std::vector<std::string> gather_host_names(Communicator& comm, int rank, int wor
     out.push_back(name);
   }
   return out;
+}
+
+// "1h02m", "3m05s", "42s": time left at the current throughput (evals and probes not counted).
+std::string eta_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  if (s >= 3600)
+    std::snprintf(text, sizeof(text), "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  else if (s >= 60)
+    std::snprintf(text, sizeof(text), "%lldm%02llds", static_cast<long long>(s / 60),
+                  static_cast<long long>(s % 60));
+  else
+    std::snprintf(text, sizeof(text), "%llds", static_cast<long long>(s));
+  return text;
 }
 
 // Metric names of the val sets: file stems, or parent_stem where stems repeat.
@@ -472,6 +488,8 @@ TrainResult Trainer::run() {
            << " | gnorm " << std::setprecision(3) << m.grad_norm << " | " << human(tokens_per_s)
            << " tok/s";
       if (m.mfu) line << " | mfu " << std::setprecision(1) << *m.mfu * 100 << "%";
+      if (!last && tokens_per_s > 0)
+        line << " | ETA " << eta_text((t.steps - state_.step) * tokens_per_step / tokens_per_s);
       log::info(line.str());
     }
     const bool stop_now = stop_requested();
