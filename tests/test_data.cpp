@@ -24,6 +24,7 @@
 #include "scalevec/data.h"
 #include "scalevec/data_fingerprint.h"
 #include "scalevec/encode_pipeline.h"
+#include "scalevec/manifest.h"
 #include "scalevec/process.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/text_source.h"
@@ -709,6 +710,81 @@ std::vector<std::vector<uint32_t>> split_lines(const ShardReader& shard, uint32_
   EXPECT_TRUE(lines.back().empty()) << "shard must end with EOS";
   lines.pop_back();
   return lines;
+}
+
+// encode --out: an array job's partitions merged equal one run byte for byte (manifest and
+// shards), whatever the workers; a rerun skips finished inputs and redoes a changed one; a
+// missing partition is refused by merge.
+TEST(TokenizerDataset, PartitionsMergedEqualOneRunAndRerunsSkipDoneInputs) {
+#ifndef SCALEVEC_WITH_SIMDJSON
+  GTEST_SKIP() << "built without simdjson: manifests cannot be read back";
+#endif
+  TempDir dir;
+  const auto lines = toy_lines(800);
+  run_process_checked({kTool, "train", "--input",
+                       [&] {
+                         write_lines(dir.file("all.txt"), lines);
+                         return dir.file("all.txt");
+                       }(),
+                       "--model-prefix", dir.file("tok"), "--vocab-size", "300"});
+  fs::create_directories(dir.path() / "in" / "sub");
+  for (int part = 0; part < 5; ++part) {
+    const std::vector<std::string> chunk(lines.begin() + part * 160,
+                                         lines.begin() + (part + 1) * 160);
+    write_lines(
+        (dir.path() / "in" / (part < 3 ? "" : "sub") / ("p" + std::to_string(part) + ".txt"))
+            .string(),
+        chunk);
+  }
+  const std::string model = dir.file("tok.model"), in = dir.file("in");
+  auto encode = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {kTool,           "encode", "--model",        model,
+                                     "--input",       in,       "--out",          out,
+                                     "--block-lines", "8",      "--val-fraction", "0.1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const ProcessResult r = run_process_capture(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  };
+  encode(dir.file("one"), {"--workers", "2"});
+  for (int i = 0; i < 3; ++i)
+    encode(dir.file("three"),
+           {"--workers", "1", "--shard-index", std::to_string(i), "--num-shards", "3"});
+  // Two of three partitions are not a dataset.
+  EXPECT_NE(
+      run_process_capture({kTool, "merge", "--input", dir.file("three/manifest-0-of-3.json"),
+                           dir.file("three/manifest-2-of-3.json"), "--out", dir.file("x.json")})
+          .exit_code,
+      0);
+  ASSERT_EQ(run_process_capture({kTool, "merge", "--input", dir.file("three/manifest-0-of-3.json"),
+                                 dir.file("three/manifest-1-of-3.json"),
+                                 dir.file("three/manifest-2-of-3.json"), "--out",
+                                 dir.file("three/manifest.json")})
+                .exit_code,
+            0);
+  const Manifest one = manifest_from_json(read_text_file(dir.file("one/manifest.json")), "one");
+  EXPECT_EQ(read_text_file(dir.file("one/manifest.json")),
+            read_text_file(dir.file("three/manifest.json")));
+  ASSERT_EQ(one.inputs.size(), 5u);
+  EXPECT_EQ(one.total_inputs, 5);
+  uint64_t tokens = 0;
+  for (const auto& r : one.inputs) {
+    for (const auto* s : {&r.train, &r.val}) {
+      EXPECT_EQ(read_text_file(dir.file("one/" + s->file)),
+                read_text_file(dir.file("three/" + s->file)));
+      const ShardReader shard(dir.file("one/" + s->file));
+      EXPECT_EQ(shard.checksum(), s->checksum);
+      tokens += shard.count();
+    }
+  }
+  EXPECT_EQ(tokens, one.train_tokens() + one.val_tokens());
+  EXPECT_GT(one.val_tokens(), 0u);
+  // Rerun: everything is done; then one input changes and only it is encoded again.
+  EXPECT_NE(encode(dir.file("one"), {}).find("skipped_done=5"), std::string::npos);
+  write_lines((dir.path() / "in" / "p1.txt").string(), {"a changed input"});
+  EXPECT_NE(encode(dir.file("one"), {}).find("skipped_done=4"), std::string::npos);
+  const Manifest again = manifest_from_json(read_text_file(dir.file("one/manifest.json")), "again");
+  EXPECT_LT(again.train_tokens() + again.val_tokens(), one.train_tokens() + one.val_tokens());
 }
 
 TEST(Tokenizer, TrainEncodeDecodeRoundTrip) {

@@ -3,10 +3,14 @@
 // protobuf) crash at load time in one process; the trainer calls this tool as a subprocess.
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -19,8 +23,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "scalevec/data_fingerprint.h"
 #include "scalevec/encode_pipeline.h"
 #include "scalevec/log.h"
+#include "scalevec/manifest.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/text_source.h"
 
@@ -50,6 +56,14 @@ usage:
       go to validation so that a fraction f (default 0.01) of all blocks, evenly spread, is held
       out: block j is held out iff floor((j+1)*f) > floor(j*f); N workers (default: all cores)
       encode in parallel, the output byte-identical whatever N is; a progress line every 2 s
+  scalevec-tokenizer encode --model M --input F|DIR [...] --out DATASET [--workers N]
+                            [--shard-index i --num-shards n] [--val-fraction f] [--text-key K]
+      a dataset folder: per input a train and a val shard (DATASET/shards/), a record per
+      finished input (DATASET/parts/: a rerun skips inputs already done), and the manifest
+      written last (DATASET/manifest.json, or manifest-i-of-n.json for task i of an array job
+      taking inputs i, i+n, i+2n, ... of the sorted list)
+  scalevec-tokenizer merge --input DATASET/manifest-*-of-n.json --out DATASET/manifest.json
+      joins an array job's manifests (checks: one tokenizer, every input once)
   scalevec-tokenizer decode --model M --ids "1 2 3"
       prints the text of the ids
   scalevec-tokenizer --help
@@ -98,6 +112,7 @@ class Flags {
     used_[key] = true;
     return flags_.count(key) ? get(key) : fallback;
   }
+  bool has(const std::string& key) const { return flags_.count(key) > 0; }
   void finish() const {
     for (const auto& kv : flags_)
       if (!used_.count(kv.first)) throw UsageError(command_ + ": unknown option --" + kv.first);
@@ -203,7 +218,156 @@ void load_model(const std::string& path, sentencepiece::SentencePieceProcessor& 
     throw std::runtime_error("cannot load tokenizer model " + path + ": " + status.ToString());
 }
 
+// Inputs as given, with folders expanded to their regular files (recursively), sorted so that
+// every machine of an array job sees the same list.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    if (std::filesystem::is_directory(in)) {
+      for (const auto& e : std::filesystem::recursive_directory_iterator(in))
+        if (e.is_regular_file()) out.push_back(e.path().string());
+    } else {
+      out.push_back(in);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+int64_t mtime_ns(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error("cannot stat input file " + path);
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// A finished input whose record, source and shards all still match: a rerun skips it.
+bool already_done(const std::string& dir, const std::string& record_path, const std::string& input,
+                  scalevec::InputRecord& record) {
+  if (!std::filesystem::exists(record_path)) return false;
+  try {
+    record = scalevec::record_from_json(scalevec::read_text_file(record_path), record_path);
+    if (record.input != input || record.input_bytes != std::filesystem::file_size(input) ||
+        record.input_mtime_ns != mtime_ns(input))
+      return false;
+    for (const auto* s : {&record.train, &record.val}) {
+      const scalevec::ShardReader shard(dir + "/" + s->file, /*verify_checksum=*/false);
+      if (shard.checksum() != s->checksum || shard.count() != s->tokens) return false;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;  // unreadable record or shard: encode again
+  }
+}
+
+// encode --out DIR: a dataset folder with a manifest (include/scalevec/manifest.h).
+int cmd_encode_dataset(Flags flags) {
+  const std::string model = flags.get("model");
+  const auto inputs = expand_inputs(flags.list("input"));
+  const std::string dir = flags.get("out");
+  const double val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
+  const int64_t block_lines =
+      parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
+  const std::string text_key = flags.get("text-key", "text");
+  const int64_t workers = parse_int(
+      flags.get("workers", std::to_string(std::max(1u, std::thread::hardware_concurrency()))),
+      "--workers");
+  const int64_t shard_index = parse_int(flags.get("shard-index", "-1"), "--shard-index");
+  const int64_t num_shards = parse_int(flags.get("num-shards", "1"), "--num-shards");
+  flags.finish();
+  if (workers < 1) throw UsageError("encode: --workers must be >= 1");
+  if (num_shards < 1 || shard_index >= num_shards || (shard_index < 0 && num_shards != 1))
+    throw UsageError("encode: --shard-index i needs --num-shards n with 0 <= i < n");
+  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
+    throw UsageError("encode: --val-fraction must be in [0, 1)");
+  sentencepiece::SentencePieceProcessor sp;
+  load_model(model, sp);
+  std::filesystem::create_directories(dir + "/shards");
+  std::filesystem::create_directories(dir + "/parts");
+
+  scalevec::Manifest manifest;
+  manifest.tokenizer = model;
+  manifest.tokenizer_hash = scalevec::file_hash(model);
+  manifest.vocab_size = static_cast<uint64_t>(sp.GetPieceSize());
+  manifest.total_inputs = static_cast<int64_t>(inputs.size());
+  manifest.shard_index = shard_index;
+  manifest.num_shards = num_shards;
+  scalevec::EncodeOptions opts;
+  opts.workers = static_cast<int>(workers);
+  opts.block_lines = block_lines;
+  opts.val_fraction = val_fraction;
+  opts.eos = static_cast<uint32_t>(sp.eos_id());
+  const auto encode = [&](const std::string& text, std::vector<int>& ids) {
+    const auto status = sp.Encode(text, &ids);
+    if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
+  };
+  int64_t skipped_inputs = 0;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    // A deterministic 1/n of the inputs: an array job's task i takes inputs i, i+n, i+2n, ...
+    if (shard_index >= 0 && static_cast<int64_t>(k) % num_shards != shard_index) continue;
+    const std::string& input = inputs[k];
+    const std::string id = scalevec::hex64(scalevec::fnv1a64(input.data(), input.size()));
+    const std::string record_path = dir + "/parts/" + id + ".json";
+    scalevec::InputRecord record;
+    if (already_done(dir, record_path, input, record) &&
+        scalevec::file_hash(model) == manifest.tokenizer_hash) {
+      record.index = static_cast<int64_t>(k);
+      manifest.inputs.push_back(record);
+      ++skipped_inputs;
+      continue;
+    }
+    scalevec::TextLineSource reader({input}, text_key);
+    const scalevec::EncodeResult r = scalevec::encode_lines(reader, encode, opts);
+    record = scalevec::InputRecord();
+    record.index = static_cast<int64_t>(k);
+    record.input = input;
+    record.input_bytes = std::filesystem::file_size(input);
+    record.input_mtime_ns = mtime_ns(input);
+    record.lines = static_cast<uint64_t>(r.lines);
+    record.skipped = reader.stats().skipped;
+    const std::pair<scalevec::ManifestShard*, const std::vector<uint32_t>*> outs[] = {
+        {&record.train, &r.train}, {&record.val, &r.val}};
+    for (const auto& [entry, tokens] : outs) {
+      entry->file = "shards/" + id + (entry == &record.train ? ".train.bin" : ".val.bin");
+      scalevec::write_shard(dir + "/" + entry->file, *tokens, manifest.vocab_size);
+      entry->tokens = tokens->size();
+      entry->checksum = scalevec::ShardReader(dir + "/" + entry->file, false).checksum();
+    }
+    scalevec::write_text_atomically(record_path,
+                                    scalevec::to_json(record) + "\n");  // after the shards
+    manifest.inputs.push_back(record);
+    scalevec::log::info(cat("encoded input ", k + 1, "/", inputs.size(), " ", input, ": ",
+                            r.train.size(), " train + ", r.val.size(), " val tokens; ",
+                            reader.stats().summary()));
+  }
+  const std::string name = shard_index < 0
+                               ? "manifest.json"
+                               : cat("manifest-", shard_index, "-of-", num_shards, ".json");
+  scalevec::write_text_atomically(dir + "/" + name, scalevec::to_json(manifest));  // last
+  std::cout << "inputs=" << manifest.inputs.size() << " skipped_done=" << skipped_inputs
+            << " train_tokens=" << manifest.train_tokens()
+            << " val_tokens=" << manifest.val_tokens() << " manifest=" << dir << "/" << name
+            << "\n";
+  return 0;
+}
+
+// merge --out DIR/manifest.json M1 M2 ...: the partial manifests of an array job as one.
+int cmd_merge(Flags flags) {
+  const auto parts = flags.list("input");
+  const std::string out = flags.get("out");
+  flags.finish();
+  std::vector<scalevec::Manifest> manifests;
+  for (const auto& p : parts)
+    manifests.push_back(scalevec::manifest_from_json(scalevec::read_text_file(p), p));
+  const scalevec::Manifest merged = scalevec::merge_manifests(manifests);
+  scalevec::write_text_atomically(out, scalevec::to_json(merged));
+  std::cout << "inputs=" << merged.inputs.size() << " train_tokens=" << merged.train_tokens()
+            << " val_tokens=" << merged.val_tokens() << " manifest=" << out << "\n";
+  return 0;
+}
+
 int cmd_encode(Flags flags) {
+  if (flags.has("out")) return cmd_encode_dataset(std::move(flags));
   const std::string model = flags.get("model");
   const auto inputs = flags.list("input");
   const std::string train_out = flags.get("train-out");
@@ -305,6 +469,7 @@ int main(int argc, char** argv) {
     if (command == "train") return cmd_train(std::move(flags));
     if (command == "encode") return cmd_encode(std::move(flags));
     if (command == "decode") return cmd_decode(std::move(flags));
+    if (command == "merge") return cmd_merge(std::move(flags));
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "scalevec-tokenizer: " << e.what() << "\n\n" << kUsage;
