@@ -574,6 +574,37 @@ TEST(DataMixture, DrawsShardsInProportionAsAPureFunctionWithinEachRanksSlice) {
   }
 }
 
+#ifdef SCALEVEC_WITH_SIMDJSON
+TEST(DataMixture, AManifestEntryIsItsShardsWeightedByTokens) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "ds" / "shards");
+  Manifest m;
+  m.vocab_size = 50;
+  m.total_inputs = 3;
+  const uint64_t sizes[] = {3000, 1000, 5};  // the last is too small for a window
+  for (int i = 0; i < 3; ++i) {
+    InputRecord r;
+    r.index = i;
+    r.input = "in" + std::to_string(i);
+    r.train = {"shards/t" + std::to_string(i) + ".bin", sizes[i], 0};
+    r.val = {"shards/v" + std::to_string(i) + ".bin", sizes[i] / 10, 0};
+    write_shard(dir.file("ds/" + r.train.file), random_tokens(sizes[i], 50, i), 50);
+    write_shard(dir.file("ds/" + r.val.file), random_tokens(sizes[i] / 10, 50, i), 50);
+    m.inputs.push_back(r);
+  }
+  write_text_atomically(dir.file("ds/manifest.json"), to_json(m));
+  const auto train = resolve_data_entry(dir.file("ds/manifest.json"), false, 16, 2);
+  ASSERT_EQ(train.size(), 2u);
+  EXPECT_EQ(train[0].path, dir.file("ds/shards/t0.bin"));
+  EXPECT_DOUBLE_EQ(train[0].weight, 0.75);
+  EXPECT_DOUBLE_EQ(train[1].weight, 0.25);
+  const auto val = resolve_data_entry(dir.file("ds/manifest.json"), true, 16, 2);
+  ASSERT_EQ(val.size(), 2u);  // 300 and 100 tokens; 0 left out
+  EXPECT_EQ(resolve_data_entry(dir.file("ds/shards/t0.bin"), false, 16, 2).size(), 1u);
+  EXPECT_THROW(resolve_data_entry(dir.file("ds/manifest.json"), true, 200, 2), DataError);
+}
+#endif
+
 TEST(DataLoader, RankSlicesAreDisjoint) {
   TempDir dir;
   const int64_t n = 1000, T = 8;

@@ -8,9 +8,11 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "scalevec/config_io.h"
 #include "scalevec/data_fingerprint.h"
+#include "scalevec/manifest.h"
 #include "scalevec/shard_format.h"
 #include "scalevec/trainer.h"
 #include "test_util.h"
@@ -276,6 +278,45 @@ TEST(Trainer, AMixtureTrainsReportsEachValSetAndResumesExactly) {
     EXPECT_NE(std::string(e.what()).find("mixture weight 0.750000 -> 0.500000"), std::string::npos)
         << e.what();
   }
+}
+
+// A dataset manifest (scalevec-tokenizer encode --out) as a mixture entry, for train and val.
+TEST(Trainer, TrainsFromADatasetManifest) {
+#ifndef SCALEVEC_WITH_SIMDJSON
+  GTEST_SKIP() << "built without simdjson: manifests cannot be read";
+#endif
+  Fixture f("manifest");
+  const fs::path ds = f.dir / "ds";
+  fs::create_directories(ds / "shards");
+  const ShardReader train(f.cfg.data.train_shard), val(f.cfg.data.val_shard);
+  Manifest m;
+  m.vocab_size = 97;
+  m.total_inputs = 2;
+  for (int i = 0; i < 2; ++i) {  // the fixture's shards cut in two inputs
+    InputRecord r;
+    r.index = i;
+    r.input = "part" + std::to_string(i);
+    for (auto [entry, shard, name] : {std::tuple{&r.train, &train, "t"}, {&r.val, &val, "v"}}) {
+      const uint64_t half = shard->count() / 2;
+      std::vector<uint32_t> tokens(half);
+      shard->copy_to(i * half, half, tokens.data());
+      entry->file = "shards/" + std::string(name) + std::to_string(i) + ".bin";
+      write_shard((ds / entry->file).string(), tokens, 97);
+      entry->tokens = half;
+    }
+    m.inputs.push_back(r);
+  }
+  write_text_atomically((ds / "manifest.json").string(), to_json(m));
+  f.cfg.data.train_shards = {(ds / "manifest.json").string()};
+  f.cfg.data.val_shards = {(ds / "manifest.json").string(), f.cfg.data.val_shard};
+  f.cfg.train.steps = 4;
+  const auto r = Trainer(f.cfg, {}).run();
+  ASSERT_TRUE(r.last_val_loss.has_value());
+  EXPECT_TRUE(std::isfinite(*r.last_val_loss));
+  std::ifstream csv(fs::path(f.cfg.train.out_dir) / "metrics.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_NE(header.find("val_loss.ds"), std::string::npos) << header;
 }
 
 // Checkpoints from before the fingerprint resume, with a warning and a record that nothing was

@@ -74,6 +74,17 @@ class TokenWindowLoader {
   int64_t begin_ = 0, end_ = 0;
 };
 
+// One entry of data.train_shards / data.val_shards resolved to shard files: a shard is itself;
+// a dataset manifest (`*.json`, `scalevec-tokenizer encode --out`) is its train (or val) shards,
+// each weighted by its share of the dataset's tokens. Shards too small to give every rank one
+// window (fewer than (seq_len + 1) * world_size tokens) are left out, with a warning.
+struct WeightedShard {
+  std::string path;
+  double weight = 1.0;  // within its entry: sums to 1
+};
+std::vector<WeightedShard> resolve_data_entry(const std::string& entry, bool val, int64_t seq_len,
+                                              int64_t world_size);
+
 // A weighted mixture of train shards (data.train_shards / data.train_weights). Row b of batch
 // (step, micro_step) takes its shard, with probability weight_i / sum, and its window from one
 // hash of (seed, step, micro_step, rank, b): a pure function like TokenWindowLoader, so a resume

@@ -94,7 +94,14 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradSynchronizer> sync_;
   std::unique_ptr<MixtureLoader> train_data_;  // one shard or a weighted mixture
-  std::vector<TokenWindowLoader> val_sets_;
+  // Train entries' normalized weights (an entry is a shard or a dataset manifest).
+  std::vector<double> train_entry_weights_;
+  // One val set per val entry: its shards and their token shares.
+  struct ValSet {
+    std::vector<TokenWindowLoader> shards;
+    std::vector<double> weights;
+  };
+  std::vector<ValSet> val_sets_;
   std::vector<std::string> val_names_;
   std::map<std::string, double> last_val_by_set_;  // "val_loss.<name>" at the last evaluate()
   std::string data_fingerprint_;  // YAML of fingerprint_data(); "" on synthetic data

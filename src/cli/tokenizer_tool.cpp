@@ -154,6 +154,7 @@ class LineIterator : public sentencepiece::SentenceIterator {
           return;
         }
       } while (value_.empty());
+      if (++count_ % 4096 == 0) report_progress();
     } catch (const std::exception& e) {
       status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound, e.what());
       done_ = true;
@@ -164,10 +165,27 @@ class LineIterator : public sentencepiece::SentenceIterator {
   const scalevec::TextSourceStats& stats() const { return reader_.stats(); }
 
  private:
+  // sentencepiece reads (and samples) every sentence before it trains: the slow part on a large
+  // corpus, so it gets a progress line every 2 s.
+  void report_progress() {
+    const auto now = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now - last_report_).count() < 2.0) return;
+    last_report_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    std::ostringstream line;
+    line << std::fixed << std::setprecision(1) << "tokenizer training: read " << count_
+         << " lines, " << reader_.stats().bytes / 1e6 << " MB, "
+         << reader_.stats().bytes / 1e6 / std::max(secs, 1e-9) << " MB/s";
+    scalevec::log::info(line.str());
+  }
+
   scalevec::TextLineSource reader_;
   std::string value_;
   bool done_ = false;
   sentencepiece::util::Status status_;
+  uint64_t count_ = 0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(),
+                                        last_report_ = start_;
 };
 
 int cmd_train(Flags flags) {

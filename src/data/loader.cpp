@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "scalevec/data.h"
+#include "scalevec/log.h"
+#include "scalevec/manifest.h"
 
 namespace scalevec {
 namespace {
@@ -100,6 +103,34 @@ Batch TokenWindowLoader::eval_batch(int64_t index) const {
     offsets[b] = begin_ + w * seq_len_;
   }
   return gather(offsets);
+}
+
+std::vector<WeightedShard> resolve_data_entry(const std::string& entry, bool val, int64_t seq_len,
+                                              int64_t world_size) {
+  const std::filesystem::path p(entry);
+  if (p.extension() != ".json") return {{entry, 1.0}};
+  const Manifest m = manifest_from_json(read_text_file(entry), entry);
+  const auto min_tokens = static_cast<uint64_t>((seq_len + 1) * world_size);
+  std::vector<WeightedShard> out;
+  double total = 0;
+  int64_t small = 0;
+  for (const auto& input : m.inputs) {
+    const ManifestShard& s = val ? input.val : input.train;
+    if (s.tokens < min_tokens) {
+      ++small;
+      continue;
+    }
+    out.push_back({(p.parent_path() / s.file).string(), static_cast<double>(s.tokens)});
+    total += static_cast<double>(s.tokens);
+  }
+  if (small > 0)
+    log::warn(log::cat(entry, ": left out ", small, " ", val ? "val" : "train",
+                       " shards with fewer than ", min_tokens, " tokens (seq_len + 1 per rank)"));
+  if (out.empty())
+    throw DataError(entry + ": no " + (val ? "val" : "train") + " shard of the dataset has " +
+                    std::to_string(min_tokens) + " tokens (seq_len + 1 per rank)");
+  for (auto& w : out) w.weight /= total;
+  return out;
 }
 
 MixtureLoader::MixtureLoader(const std::vector<std::string>& shard_paths,

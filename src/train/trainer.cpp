@@ -90,7 +90,10 @@ std::string eta_text(double seconds) {
 // Metric names of the val sets: file stems, or parent_stem where stems repeat.
 std::vector<std::string> val_set_names(const std::vector<std::string>& paths) {
   std::vector<std::string> names;
-  for (const auto& p : paths) names.push_back(fs::path(p).stem().string());
+  for (const auto& p : paths)  // a dataset manifest is named by its folder
+    names.push_back(fs::path(p).extension() == ".json"
+                        ? fs::path(p).parent_path().filename().string()
+                        : fs::path(p).stem().string());
   for (size_t i = 0; i < names.size(); ++i)
     if (std::count(names.begin(), names.end(), names[i]) > 1)
       for (size_t j = 0; j < paths.size(); ++j)
@@ -134,16 +137,36 @@ Trainer::Trainer(Config config, TrainerOptions options)
   if (!opts_.synthetic_data) {
     const auto& d = cfg_.data;
     const bool mixture = !d.train_shards.empty();
-    const std::vector<std::string> train_paths =
+    const std::vector<std::string> train_entries =
         mixture ? d.train_shards : std::vector<std::string>{d.train_shard};
-    train_data_ = std::make_unique<MixtureLoader>(train_paths, d.train_weights, cfg_.train.seq_len,
+    std::vector<std::string> train_paths;
+    std::vector<double> train_weights;
+    double entry_total = 0;
+    for (size_t i = 0; i < train_entries.size(); ++i)
+      entry_total += d.train_weights.empty() ? 1.0 : d.train_weights[i];
+    for (size_t i = 0; i < train_entries.size(); ++i) {
+      const double w = (d.train_weights.empty() ? 1.0 : d.train_weights[i]) / entry_total;
+      train_entry_weights_.push_back(w);
+      for (const auto& s :
+           resolve_data_entry(train_entries[i], false, cfg_.train.seq_len, env_.world_size)) {
+        train_paths.push_back(s.path);
+        train_weights.push_back(w * s.weight);
+      }
+    }
+    train_data_ = std::make_unique<MixtureLoader>(train_paths, train_weights, cfg_.train.seq_len,
                                                   cfg_.train.batch_size, cfg_.train.seed, env_.rank,
                                                   env_.world_size);
     const std::vector<std::string> val_paths =
         d.val_shards.empty() ? std::vector<std::string>{d.val_shard} : d.val_shards;
-    for (const auto& path : val_paths)
-      val_sets_.emplace_back(path, cfg_.train.seq_len, cfg_.train.batch_size, cfg_.train.seed,
-                             env_.rank, env_.world_size);
+    for (const auto& entry : val_paths) {
+      ValSet set;
+      for (const auto& s : resolve_data_entry(entry, true, cfg_.train.seq_len, env_.world_size)) {
+        set.shards.emplace_back(s.path, cfg_.train.seq_len, cfg_.train.batch_size, cfg_.train.seed,
+                                env_.rank, env_.world_size);
+        set.weights.push_back(s.weight);
+      }
+      val_sets_.push_back(std::move(set));
+    }
     val_names_ = val_set_names(val_paths);
     std::vector<ShardIdentity> shards;
     for (size_t i = 0; i < train_data_->size(); ++i) {
@@ -152,12 +175,17 @@ Trainer::Trainer(Config config, TrainerOptions options)
         throw std::runtime_error("shard " + shard.path() + " has vocab size " +
                                  std::to_string(shard.vocab_size()) + " but model.vocab_size is " +
                                  std::to_string(cfg_.model.vocab_size));
-      shards.push_back(identify_shard(mixture ? "train." + std::to_string(i) : "train", shard,
-                                      mixture ? train_data_->weight(i) : 1.0));
+      const bool plain = !mixture && train_data_->size() == 1;
+      shards.push_back(identify_shard(plain ? "train" : "train." + std::to_string(i), shard,
+                                      plain ? 1.0 : train_data_->weight(i)));
     }
     for (size_t i = 0; i < val_sets_.size(); ++i)
-      shards.push_back(identify_shard(val_sets_.size() > 1 ? "val." + val_names_[i] : "val",
-                                      val_sets_[i].shard()));
+      for (size_t j = 0; j < val_sets_[i].shards.size(); ++j) {
+        const bool plain = val_sets_.size() == 1 && val_sets_[i].shards.size() == 1;
+        shards.push_back(
+            identify_shard(plain ? "val" : "val." + val_names_[i] + "." + std::to_string(j),
+                           val_sets_[i].shards[j].shard(), plain ? 1.0 : val_sets_[i].weights[j]));
+      }
     data_fingerprint_ =
         fingerprint_to_yaml(fingerprint_data(shards, d.tokenizer, cfg_.train.seq_len));
   }
@@ -165,7 +193,7 @@ Trainer::Trainer(Config config, TrainerOptions options)
   if (cfg_.train.probe_every > 0) {
     std::vector<Batch> batches;
     if (!val_sets_.empty()) {
-      batches = probe_batches(val_sets_.front(), cfg_.train);
+      batches = probe_batches(val_sets_.front().shards.front(), cfg_.train);
     } else {  // synthetic data (bench): fixed random tokens
       auto gen = compat::make_generator(cfg_.train.seed + 4242, at::Device(at::kCPU));
       const int64_t rows =
@@ -387,24 +415,29 @@ double Trainer::evaluate() {
   const bool bf16 = cfg_.train.precision == Precision::Bf16 && device_.is_cuda();
   std::vector<double> losses;
   for (const auto& set : val_sets_) {
-    const int64_t n = std::min<int64_t>(cfg_.train.eval_batches, set.eval_batches_available());
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const Batch b = set.eval_batch(i);
-      compat::CudaAutocastGuard autocast(bf16);
-      sum += model_->loss(b.inputs.to(device_), b.targets.to(device_)).ce.item<double>();
+    double loss = 0;  // a dataset's shards weighted by their tokens
+    for (size_t j = 0; j < set.shards.size(); ++j) {
+      const TokenWindowLoader& shard = set.shards[j];
+      const int64_t n = std::min<int64_t>(cfg_.train.eval_batches, shard.eval_batches_available());
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const Batch b = shard.eval_batch(i);
+        compat::CudaAutocastGuard autocast(bf16);
+        sum += model_->loss(b.inputs.to(device_), b.targets.to(device_)).ce.item<double>();
+      }
+      const double local = sum / std::max<int64_t>(n, 1);
+      loss += set.weights[j] * (env_.world_size > 1 ? comm_->allreduce_mean(local) : local);
     }
-    const double local = sum / std::max<int64_t>(n, 1);
-    losses.push_back(env_.world_size > 1 ? comm_->allreduce_mean(local) : local);
+    losses.push_back(loss);
   }
   if (losses.size() == 1) return losses[0];
   // Several val sets: each reported; val_loss weighs them as the training mixture does when
   // they pair up with its shards, else equally.
-  const bool paired = losses.size() == train_data_->size();
+  const bool paired = losses.size() == train_entry_weights_.size();
   double total = 0;
   for (size_t i = 0; i < losses.size(); ++i) {
     last_val_by_set_["val_loss." + val_names_[i]] = losses[i];
-    total += losses[i] * (paired ? train_data_->weight(i) : 1.0 / losses.size());
+    total += losses[i] * (paired ? train_entry_weights_[i] : 1.0 / losses.size());
   }
   return total;
 }
