@@ -586,9 +586,9 @@ TEST(DataMixture, AManifestEntryIsItsShardsWeightedByTokens) {
     InputRecord r;
     r.index = i;
     r.input = "in" + std::to_string(i);
-    r.train = {"shards/t" + std::to_string(i) + ".bin", sizes[i], 0};
+    r.train = {{"shards/t" + std::to_string(i) + ".bin", sizes[i], 0}};
     r.val = {"shards/v" + std::to_string(i) + ".bin", sizes[i] / 10, 0};
-    write_shard(dir.file("ds/" + r.train.file), random_tokens(sizes[i], 50, i), 50);
+    write_shard(dir.file("ds/" + r.train[0].file), random_tokens(sizes[i], 50, i), 50);
     write_shard(dir.file("ds/" + r.val.file), random_tokens(sizes[i] / 10, 50, i), 50);
     m.inputs.push_back(r);
   }
@@ -769,9 +769,20 @@ TEST(TokenizerDataset, PartitionsMergedEqualOneRunAndRerunsSkipDoneInputs) {
   }
   const std::string model = dir.file("tok.model"), in = dir.file("in");
   auto encode = [&](const std::string& out, std::vector<std::string> extra) {
-    std::vector<std::string> argv = {kTool,           "encode", "--model",        model,
-                                     "--input",       in,       "--out",          out,
-                                     "--block-lines", "8",      "--val-fraction", "0.1"};
+    std::vector<std::string> argv = {kTool,
+                                     "encode",
+                                     "--model",
+                                     model,
+                                     "--input",
+                                     in,
+                                     "--out",
+                                     out,
+                                     "--block-lines",
+                                     "8",
+                                     "--val-fraction",
+                                     "0.1",
+                                     "--max-shard-tokens",
+                                     "700"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     const ProcessResult r = run_process_capture(argv);
     EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -800,7 +811,9 @@ TEST(TokenizerDataset, PartitionsMergedEqualOneRunAndRerunsSkipDoneInputs) {
   EXPECT_EQ(one.total_inputs, 5);
   uint64_t tokens = 0;
   for (const auto& r : one.inputs) {
-    for (const auto* s : {&r.train, &r.val}) {
+    std::vector<const ManifestShard*> shards = {&r.val};
+    for (const auto& t : r.train) shards.push_back(&t);
+    for (const auto* s : shards) {
       EXPECT_EQ(read_text_file(dir.file("one/" + s->file)),
                 read_text_file(dir.file("three/" + s->file)));
       const ShardReader shard(dir.file("one/" + s->file));
@@ -809,6 +822,12 @@ TEST(TokenizerDataset, PartitionsMergedEqualOneRunAndRerunsSkipDoneInputs) {
     }
   }
   EXPECT_EQ(tokens, one.train_tokens() + one.val_tokens());
+  size_t most = 0;  // train shards roll over at --max-shard-tokens
+  for (const auto& r : one.inputs) {
+    most = std::max(most, r.train.size());
+    for (const auto& t : r.train) EXPECT_LE(t.tokens, 700u);
+  }
+  EXPECT_GE(most, 2u);
   EXPECT_GT(one.val_tokens(), 0u);
   // Rerun: everything is done; then one input changes and only it is encoded again.
   EXPECT_NE(encode(dir.file("one"), {}).find("skipped_done=5"), std::string::npos);

@@ -296,7 +296,8 @@ TEST(Trainer, TrainsFromADatasetManifest) {
     InputRecord r;
     r.index = i;
     r.input = "part" + std::to_string(i);
-    for (auto [entry, shard, name] : {std::tuple{&r.train, &train, "t"}, {&r.val, &val, "v"}}) {
+    r.train.resize(1);
+    for (auto [entry, shard, name] : {std::tuple{&r.train[0], &train, "t"}, {&r.val, &val, "v"}}) {
       const uint64_t half = shard->count() / 2;
       std::vector<uint32_t> tokens(half);
       shard->copy_to(i * half, half, tokens.data());

@@ -26,14 +26,29 @@ struct EncodeProgress {
   double seconds = 0;
 };
 
-struct EncodeResult {
-  std::vector<uint32_t> train, val;
+struct EncodeCounts {
   int64_t lines = 0, blocks = 0, val_blocks = 0;
+};
+
+struct EncodeResult : EncodeCounts {
+  std::vector<uint32_t> train, val;
 };
 
 // Thread-safe: called concurrently by the workers. Writes the ids of one line.
 using LineEncoder = std::function<void(const std::string& line, std::vector<int>& ids)>;
 
+// Called in input order, from the calling thread, once per non-empty line: which stream it goes
+// to, whether it opens a validation block, and its ids (EOS not included).
+using LineSink = std::function<void(bool to_val, bool block_start, const std::vector<int>& ids)>;
+
+// The streaming form: memory is the batches in flight (2 x workers), whatever the input size.
+EncodeCounts encode_lines_to(TextLineSource& source, const LineEncoder& encode,
+                             const EncodeOptions& options, const LineSink& sink,
+                             const std::function<void(const EncodeProgress&)>& progress = {},
+                             double progress_seconds = 2.0);
+
+// Both streams in memory (EOS after every line). A corpus too short for one validation block
+// gets its last block held out.
 // Reads every line of `source`, skips empty ones, encodes the rest; `progress` (if set) is called
 // from the calling thread about every `progress_seconds`. Errors in a worker are rethrown here.
 EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,

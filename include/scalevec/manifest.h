@@ -1,5 +1,5 @@
-// A tokenized dataset folder (`scalevec-tokenizer encode --out DIR`): one train and one val shard
-// per input file under DIR/shards/, a record per finished input under DIR/parts/ (what lets a
+// A tokenized dataset folder (`scalevec-tokenizer encode --out DIR`): per input file, train shards
+// of at most --max-shard-tokens each and one val shard under DIR/shards/, a record per finished input under DIR/parts/ (what lets a
 // rerun skip it), and DIR/manifest.json, written last and atomically, listing them in input
 // order with the tokenizer's hash. Partial runs (--shard-index i --num-shards n) write
 // manifest-i-of-n.json; `scalevec-tokenizer merge` joins them. Format: docs/data.md.
@@ -31,7 +31,9 @@ struct InputRecord {
   int64_t input_mtime_ns = 0;
   uint64_t lines = 0;
   std::map<std::string, uint64_t> skipped;  // bad lines by reason
-  ManifestShard train, val;
+  std::vector<ManifestShard> train;  // in order; a new one every --max-shard-tokens
+  ManifestShard val;
+  uint64_t train_tokens() const;
 };
 
 struct Manifest {

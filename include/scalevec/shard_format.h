@@ -45,6 +45,35 @@ void write_shard(const std::string& path, const uint32_t* tokens, size_t count,
                  uint64_t vocab_size);
 void write_shard(const std::string& path, const std::vector<uint32_t>& tokens, uint64_t vocab_size);
 
+// Streams a shard of any size: tokens are appended in 1 MiB writes to a temp file, and close()
+// writes the header (count, checksum), fsyncs and renames it into place. Destroyed without
+// close() (an error, a stop), it removes the temp file: no half shard is ever left under `path`.
+class ShardWriter {
+ public:
+  ShardWriter(const std::string& path, uint64_t vocab_size);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+  // Throws ShardError for a token >= vocab_size or a failed write (the temp file is removed).
+  void append(const uint32_t* tokens, size_t n);
+  void close();
+  uint64_t count() const { return count_; }
+  uint64_t checksum() const { return checksum_; }  // final once close() returned
+  const std::string& path() const { return path_; }
+
+ private:
+  void flush();
+  void abandon();
+
+  std::string path_, tmp_;
+  uint64_t vocab_size_;
+  uint32_t dtype_ = 2;
+  int fd_ = -1;
+  uint64_t count_ = 0;
+  uint64_t checksum_ = fnv1a64(nullptr, 0);
+  std::vector<unsigned char> buffer_;
+};
+
 // Read-only memory map of a shard, validated on open.
 class ShardReader {
  public:

@@ -57,8 +57,10 @@ usage:
       out: block j is held out iff floor((j+1)*f) > floor(j*f); N workers (default: all cores)
       encode in parallel, the output byte-identical whatever N is; a progress line every 2 s
   scalevec-tokenizer encode --model M --input F|DIR [...] --out DATASET [--workers N]
-                            [--shard-index i --num-shards n] [--val-fraction f] [--text-key K]
-      a dataset folder: per input a train and a val shard (DATASET/shards/), a record per
+                            [--shard-index i --num-shards n] [--max-shard-tokens T]
+                            [--val-fraction f] [--text-key K]
+      a dataset folder, streamed (bounded memory): per input train shards of at most T tokens
+      (default 2^29) and a val shard (DATASET/shards/), a record per
       finished input (DATASET/parts/: a rerun skips inputs already done), and the manifest
       written last (DATASET/manifest.json, or manifest-i-of-n.json for task i of an array job
       taking inputs i, i+n, i+2n, ... of the sorted list)
@@ -268,7 +270,9 @@ bool already_done(const std::string& dir, const std::string& record_path, const 
     if (record.input != input || record.input_bytes != std::filesystem::file_size(input) ||
         record.input_mtime_ns != mtime_ns(input))
       return false;
-    for (const auto* s : {&record.train, &record.val}) {
+    std::vector<const scalevec::ManifestShard*> shards = {&record.val};
+    for (const auto& t : record.train) shards.push_back(&t);
+    for (const auto* s : shards) {
       const scalevec::ShardReader shard(dir + "/" + s->file, /*verify_checksum=*/false);
       if (shard.checksum() != s->checksum || shard.count() != s->tokens) return false;
     }
@@ -292,7 +296,11 @@ int cmd_encode_dataset(Flags flags) {
       "--workers");
   const int64_t shard_index = parse_int(flags.get("shard-index", "-1"), "--shard-index");
   const int64_t num_shards = parse_int(flags.get("num-shards", "1"), "--num-shards");
+  // 2^29 tokens: 1 GiB per shard with a vocabulary below 65536 (2 bytes a token).
+  const int64_t max_shard_tokens =
+      parse_int(flags.get("max-shard-tokens", "536870912"), "--max-shard-tokens");
   flags.finish();
+  if (max_shard_tokens < 1) throw UsageError("encode: --max-shard-tokens must be >= 1");
   if (workers < 1) throw UsageError("encode: --workers must be >= 1");
   if (num_shards < 1 || shard_index >= num_shards || (shard_index < 0 && num_shards != 1))
     throw UsageError("encode: --shard-index i needs --num-shards n with 0 <= i < n");
@@ -334,29 +342,78 @@ int cmd_encode_dataset(Flags flags) {
       ++skipped_inputs;
       continue;
     }
-    scalevec::TextLineSource reader({input}, text_key);
-    const scalevec::EncodeResult r = scalevec::encode_lines(reader, encode, opts);
     record = scalevec::InputRecord();
     record.index = static_cast<int64_t>(k);
     record.input = input;
     record.input_bytes = std::filesystem::file_size(input);
     record.input_mtime_ns = mtime_ns(input);
+    // Streamed: train shards roll over every max_shard_tokens; the current validation-less block
+    // is held back (at most block_lines lines) so that an input too short for a validation block
+    // can give its last one, as the in-memory encoder does.
+    std::unique_ptr<scalevec::ShardWriter> train_out;
+    const auto finish_train = [&] {
+      if (!train_out) return;
+      train_out->close();
+      record.train.back().tokens = train_out->count();
+      record.train.back().checksum = train_out->checksum();
+      train_out.reset();
+    };
+    const auto write_train = [&](const std::vector<uint32_t>& tokens) {
+      for (size_t at = 0; at < tokens.size();) {
+        if (!train_out) {
+          record.train.push_back(
+              {cat("shards/", id, ".train.", record.train.size(), ".bin"), 0, 0});
+          train_out = std::make_unique<scalevec::ShardWriter>(dir + "/" + record.train.back().file,
+                                                              manifest.vocab_size);
+        }
+        const size_t room =
+            static_cast<size_t>(max_shard_tokens - static_cast<int64_t>(train_out->count()));
+        const size_t n = std::min(room, tokens.size() - at);
+        train_out->append(tokens.data() + at, n);
+        at += n;
+        if (static_cast<int64_t>(train_out->count()) >= max_shard_tokens) finish_train();
+      }
+    };
+    record.val.file = "shards/" + id + ".val.bin";
+    scalevec::ShardWriter val_out(dir + "/" + record.val.file, manifest.vocab_size);
+    std::vector<uint32_t> held;  // the current train block
+    bool held_is_block = false;
+    const auto sink = [&](bool to_val, bool block_start, const std::vector<int>& ids) {
+      if (block_start && held_is_block) {
+        write_train(held);
+        held.clear();
+      }
+      if (block_start) held_is_block = !to_val;
+      std::vector<uint32_t> line(ids.begin(), ids.end());
+      line.push_back(opts.eos);
+      if (to_val)
+        val_out.append(line.data(), line.size());
+      else
+        held.insert(held.end(), line.begin(), line.end());
+    };
+    scalevec::TextLineSource reader({input}, text_key);
+    const scalevec::EncodeCounts r = scalevec::encode_lines_to(reader, encode, opts, sink);
+    if (val_fraction > 0.0 && r.val_blocks == 0 && r.blocks >= 2 && held_is_block)
+      val_out.append(held.data(), held.size());  // the last block becomes the validation data
+    else
+      write_train(held);
+    if (record.train.empty()) {  // an input without train tokens still has its (empty) shard
+      record.train.push_back({cat("shards/", id, ".train.0.bin"), 0, 0});
+      train_out = std::make_unique<scalevec::ShardWriter>(dir + "/" + record.train.back().file,
+                                                          manifest.vocab_size);
+    }
+    finish_train();
+    val_out.close();
+    record.val.tokens = val_out.count();
+    record.val.checksum = val_out.checksum();
     record.lines = static_cast<uint64_t>(r.lines);
     record.skipped = reader.stats().skipped;
-    const std::pair<scalevec::ManifestShard*, const std::vector<uint32_t>*> outs[] = {
-        {&record.train, &r.train}, {&record.val, &r.val}};
-    for (const auto& [entry, tokens] : outs) {
-      entry->file = "shards/" + id + (entry == &record.train ? ".train.bin" : ".val.bin");
-      scalevec::write_shard(dir + "/" + entry->file, *tokens, manifest.vocab_size);
-      entry->tokens = tokens->size();
-      entry->checksum = scalevec::ShardReader(dir + "/" + entry->file, false).checksum();
-    }
     scalevec::write_text_atomically(record_path,
                                     scalevec::to_json(record) + "\n");  // after the shards
     manifest.inputs.push_back(record);
     scalevec::log::info(cat("encoded input ", k + 1, "/", inputs.size(), " ", input, ": ",
-                            r.train.size(), " train + ", r.val.size(), " val tokens; ",
-                            reader.stats().summary()));
+                            record.train_tokens(), " train tokens in ", record.train.size(),
+                            " shards + ", record.val.tokens, " val; ", reader.stats().summary()));
   }
   const std::string name = shard_index < 0
                                ? "manifest.json"

@@ -23,10 +23,10 @@ struct Work {
 
 }  // namespace
 
-EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
-                          const EncodeOptions& options,
-                          const std::function<void(const EncodeProgress&)>& progress,
-                          double progress_seconds) {
+EncodeCounts encode_lines_to(TextLineSource& source, const LineEncoder& encode,
+                             const EncodeOptions& options, const LineSink& sink,
+                             const std::function<void(const EncodeProgress&)>& progress,
+                             double progress_seconds) {
   const int workers = std::max(1, options.workers);
   const size_t max_queued = 2 * static_cast<size_t>(workers);  // bounds memory
   std::mutex mu;
@@ -68,9 +68,7 @@ EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
     }
   };
 
-  EncodeResult out;
-  size_t last_block_start = 0;
-  bool last_block_val = false;
+  EncodeCounts out;
   int64_t next_to_write = 0;
   uint64_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -89,13 +87,7 @@ EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
         done.erase(it);
       }
       for (size_t i = 0; i < w.ids.size(); ++i) {
-        auto& stream = w.to_val[i] ? out.val : out.train;
-        if (w.block_start[i]) {
-          last_block_val = w.to_val[i];
-          if (!last_block_val) last_block_start = out.train.size();
-        }
-        stream.insert(stream.end(), w.ids[i].begin(), w.ids[i].end());
-        stream.push_back(options.eos);  // lines are the documents (KJV: one verse each)
+        sink(w.to_val[i] != 0, w.block_start[i] != 0, w.ids[i]);
         tokens += w.ids[i].size() + 1;
       }
       ++next_to_write;
@@ -165,6 +157,32 @@ EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
   done_ready.notify_all();
   for (auto& t : threads) t.join();
   if (error) std::rethrow_exception(error);
+  if (progress)
+    progress({source.stats().bytes, tokens,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+  return out;
+}
+
+EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
+                          const EncodeOptions& options,
+                          const std::function<void(const EncodeProgress&)>& progress,
+                          double progress_seconds) {
+  EncodeResult out;
+  size_t last_block_start = 0;
+  bool last_block_val = false;
+  const auto sink = [&](bool to_val, bool block_start, const std::vector<int>& ids) {
+    if (block_start) {
+      last_block_val = to_val;
+      if (!to_val) last_block_start = out.train.size();
+    }
+    auto& stream = to_val ? out.val : out.train;
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    stream.push_back(options.eos);  // lines are the documents (KJV: one verse each)
+  };
+  const EncodeCounts c = encode_lines_to(source, encode, options, sink, progress, progress_seconds);
+  out.lines = c.lines;
+  out.blocks = c.blocks;
+  out.val_blocks = c.val_blocks;
   // A corpus shorter than 1/f blocks would get no validation data: hold out its last block.
   if (options.val_fraction > 0.0 && out.val_blocks == 0 && out.blocks >= 2 && !last_block_val) {
     out.val.assign(out.train.begin() + static_cast<std::ptrdiff_t>(last_block_start),
@@ -172,9 +190,6 @@ EncodeResult encode_lines(TextLineSource& source, const LineEncoder& encode,
     out.train.resize(last_block_start);
     out.val_blocks = 1;
   }
-  if (progress)
-    progress({source.stats().bytes, tokens,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
   return out;
 }
 

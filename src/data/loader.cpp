@@ -115,13 +115,15 @@ std::vector<WeightedShard> resolve_data_entry(const std::string& entry, bool val
   double total = 0;
   int64_t small = 0;
   for (const auto& input : m.inputs) {
-    const ManifestShard& s = val ? input.val : input.train;
-    if (s.tokens < min_tokens) {
-      ++small;
-      continue;
+    std::vector<ManifestShard> shards = val ? std::vector<ManifestShard>{input.val} : input.train;
+    for (const auto& s : shards) {
+      if (s.tokens < min_tokens) {
+        ++small;
+        continue;
+      }
+      out.push_back({(p.parent_path() / s.file).string(), static_cast<double>(s.tokens)});
+      total += static_cast<double>(s.tokens);
     }
-    out.push_back({(p.parent_path() / s.file).string(), static_cast<double>(s.tokens)});
-    total += static_cast<double>(s.tokens);
   }
   if (small > 0)
     log::warn(log::cat(entry, ": left out ", small, " ", val ? "val" : "train",

@@ -41,9 +41,15 @@ std::string shard_json(const ManifestShard& s) {
 
 }  // namespace
 
+uint64_t InputRecord::train_tokens() const {
+  uint64_t n = 0;
+  for (const auto& s : train) n += s.tokens;
+  return n;
+}
+
 uint64_t Manifest::train_tokens() const {
   uint64_t n = 0;
-  for (const auto& r : inputs) n += r.train.tokens;
+  for (const auto& r : inputs) n += r.train_tokens();
   return n;
 }
 
@@ -63,7 +69,9 @@ std::string to_json(const InputRecord& r) {
     os << sep << quoted(reason) << ": " << n;
     sep = ", ";
   }
-  os << "}, \"train\": " << shard_json(r.train) << ", \"val\": " << shard_json(r.val) << "}";
+  os << "}, \"train\": [";
+  for (size_t i = 0; i < r.train.size(); ++i) os << (i ? ", " : "") << shard_json(r.train[i]);
+  os << "], \"val\": " << shard_json(r.val) << "}";
   return os.str();
 }
 
@@ -104,7 +112,7 @@ InputRecord record_from(const element& e) {
   r.lines = uint64_t(e["lines"]);
   for (auto [key, value] : simdjson::dom::object(e["skipped"]))
     r.skipped[std::string(key)] = uint64_t(value);
-  r.train = shard_from(e["train"]);
+  for (const element& t : simdjson::dom::array(e["train"])) r.train.push_back(shard_from(t));
   r.val = shard_from(e["val"]);
   return r;
 }

@@ -54,54 +54,103 @@ uint64_t fnv1a64(const void* data, size_t size, uint64_t hash) {
   return hash;
 }
 
-void write_shard(const std::string& path, const uint32_t* tokens, size_t count,
-                 uint64_t vocab_size) {
+ShardWriter::ShardWriter(const std::string& path, uint64_t vocab_size)
+    : path_(path), tmp_(path + ".tmp." + std::to_string(::getpid())), vocab_size_(vocab_size) {
   if (vocab_size == 0 || vocab_size > (uint64_t{1} << 32))
     throw ShardError("shard " + path + ": vocab_size " + std::to_string(vocab_size) +
                      " is outside [1, 2^32]");
-  const uint32_t dtype = shard_dtype_for_vocab(vocab_size);
-  std::vector<unsigned char> payload(count * dtype);
-  for (size_t i = 0; i < count; ++i) {
-    if (tokens[i] >= vocab_size)
-      throw ShardError("shard " + path + ": token " + std::to_string(tokens[i]) + " at index " +
-                       std::to_string(i) + " is >= vocab_size " + std::to_string(vocab_size));
-    if (dtype == 2) {
-      const auto v = static_cast<uint16_t>(tokens[i]);
-      std::memcpy(payload.data() + 2 * i, &v, 2);
-    } else {
-      std::memcpy(payload.data() + 4 * i, &tokens[i], 4);
-    }
+  dtype_ = shard_dtype_for_vocab(vocab_size);
+  const fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw ShardError("shard " + path + ": cannot create " + tmp_ + ": " + errno_text());
+  const ShardHeader placeholder{};  // the real one, with count and checksum, is written on close
+  try {
+    write_all(fd_, &placeholder, sizeof(placeholder), path_);
+  } catch (...) {
+    abandon();
+    throw;
   }
+  buffer_.reserve(1 << 20);
+}
 
+ShardWriter::~ShardWriter() {
+  abandon();
+}
+
+void ShardWriter::abandon() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+  fd_ = -1;
+}
+
+void ShardWriter::append(const uint32_t* tokens, size_t n) {
+  if (fd_ < 0) throw ShardError("shard " + path_ + ": append after close");
+  for (size_t i = 0; i < n; ++i) {
+    if (tokens[i] >= vocab_size_)
+      throw ShardError("shard " + path_ + ": token " + std::to_string(tokens[i]) + " at index " +
+                       std::to_string(count_ + i) + " is >= vocab_size " +
+                       std::to_string(vocab_size_));
+    unsigned char bytes[4];
+    if (dtype_ == 2) {
+      const auto v = static_cast<uint16_t>(tokens[i]);
+      std::memcpy(bytes, &v, 2);
+    } else {
+      std::memcpy(bytes, &tokens[i], 4);
+    }
+    buffer_.insert(buffer_.end(), bytes, bytes + dtype_);
+  }
+  count_ += n;
+  if (buffer_.size() >= (1 << 20)) flush();
+}
+
+void ShardWriter::flush() {
+  checksum_ = fnv1a64(buffer_.data(), buffer_.size(), checksum_);
+  try {
+    write_all(fd_, buffer_.data(), buffer_.size(), path_);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  buffer_.clear();
+}
+
+void ShardWriter::close() {
+  if (fd_ < 0) throw ShardError("shard " + path_ + ": closed twice");
+  flush();
   ShardHeader header{};
   std::memcpy(header.magic, kShardMagic, sizeof(kShardMagic));
   header.version = kShardVersion;
-  header.dtype = dtype;
-  header.count = count;
-  header.vocab_size = vocab_size;
-  header.checksum = fnv1a64(payload.data(), payload.size());
-
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw ShardError("shard " + path + ": cannot create " + tmp + ": " + errno_text());
-  try {
-    write_all(fd, &header, sizeof(header), path);
-    write_all(fd, payload.data(), payload.size(), path);
-    if (::fsync(fd) != 0) throw ShardError("shard " + path + ": fsync failed: " + errno_text());
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  header.dtype = dtype_;
+  header.count = count_;
+  header.vocab_size = vocab_size_;
+  header.checksum = checksum_;
+  if (::pwrite(fd_, &header, sizeof(header), 0) != static_cast<ssize_t>(sizeof(header))) {
     const std::string why = errno_text();
-    ::unlink(tmp.c_str());
-    throw ShardError("shard " + path + ": rename from " + tmp + " failed: " + why);
+    abandon();
+    throw ShardError("shard " + path_ + ": cannot write its header: " + why);
   }
-  fsync_dir(target.parent_path());
+  if (::fsync(fd_) != 0) {
+    const std::string why = errno_text();
+    abandon();
+    throw ShardError("shard " + path_ + ": fsync failed: " + why);
+  }
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const std::string why = errno_text();
+    ::unlink(tmp_.c_str());
+    throw ShardError("shard " + path_ + ": rename from " + tmp_ + " failed: " + why);
+  }
+  fsync_dir(fs::path(path_).parent_path());
+}
+
+void write_shard(const std::string& path, const uint32_t* tokens, size_t count,
+                 uint64_t vocab_size) {
+  ShardWriter writer(path, vocab_size);
+  writer.append(tokens, count);
+  writer.close();
 }
 
 void write_shard(const std::string& path, const std::vector<uint32_t>& tokens,
