@@ -835,6 +835,10 @@ TEST(TokenizerDataset, PartitionsMergedEqualOneRunAndRerunsSkipDoneInputs) {
   EXPECT_NE(encode(dir.file("one"), {}).find("skipped_done=4"), std::string::npos);
   const Manifest again = manifest_from_json(read_text_file(dir.file("one/manifest.json")), "again");
   EXPECT_LT(again.train_tokens() + again.val_tokens(), one.train_tokens() + one.val_tokens());
+  // Another tokenizer at the same path: nothing encoded by the old one is reused.
+  run_process_checked({kTool, "train", "--input", dir.file("all.txt"), "--model-prefix",
+                       dir.file("tok"), "--vocab-size", "400"});
+  EXPECT_NE(encode(dir.file("one"), {}).find("skipped_done=0"), std::string::npos);
 }
 
 TEST(Tokenizer, TrainEncodeDecodeRoundTrip) {

@@ -1,8 +1,9 @@
 // A tokenized dataset folder (`scalevec-tokenizer encode --out DIR`): per input file, train shards
-// of at most --max-shard-tokens each and one val shard under DIR/shards/, a record per finished input under DIR/parts/ (what lets a
-// rerun skip it), and DIR/manifest.json, written last and atomically, listing them in input
-// order with the tokenizer's hash. Partial runs (--shard-index i --num-shards n) write
-// manifest-i-of-n.json; `scalevec-tokenizer merge` joins them. Format: docs/data.md.
+// of at most --max-shard-tokens each and one val shard under DIR/shards/, a record per finished
+// input under DIR/parts/ (what lets a rerun skip it), and DIR/manifest.json, written last and
+// atomically, listing them in input order with the tokenizer's hash. Partial runs (--shard-index i
+// --num-shards n) write manifest-i-of-n.json; `scalevec-tokenizer merge` joins them. Format:
+// docs/data.md.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +28,12 @@ struct ManifestShard {
 struct InputRecord {
   int64_t index = 0;  // position in the sorted list of all inputs
   std::string input;
+  std::string tokenizer_hash;  // of the model that encoded it: another one makes a rerun redo it
   uint64_t input_bytes = 0;
   int64_t input_mtime_ns = 0;
   uint64_t lines = 0;
   std::map<std::string, uint64_t> skipped;  // bad lines by reason
-  std::vector<ManifestShard> train;  // in order; a new one every --max-shard-tokens
+  std::vector<ManifestShard> train;         // in order; a new one every --max-shard-tokens
   ManifestShard val;
   uint64_t train_tokens() const;
 };

@@ -30,6 +30,8 @@ struct TextSourceStats {
 
 // True when `path` names JSON Lines (.jsonl or .json before an optional .gz/.zst).
 bool is_jsonl_path(const std::string& path);
+// True when `path` ends in .gz or .zst.
+bool is_compressed_path(const std::string& path);
 
 class TextLineSource {
  public:

@@ -263,11 +263,12 @@ int64_t mtime_ns(const std::string& path) {
 
 // A finished input whose record, source and shards all still match: a rerun skips it.
 bool already_done(const std::string& dir, const std::string& record_path, const std::string& input,
-                  scalevec::InputRecord& record) {
+                  const std::string& tokenizer_hash, scalevec::InputRecord& record) {
   if (!std::filesystem::exists(record_path)) return false;
   try {
     record = scalevec::record_from_json(scalevec::read_text_file(record_path), record_path);
-    if (record.input != input || record.input_bytes != std::filesystem::file_size(input) ||
+    if (record.input != input || record.tokenizer_hash != tokenizer_hash ||
+        record.input_bytes != std::filesystem::file_size(input) ||
         record.input_mtime_ns != mtime_ns(input))
       return false;
     std::vector<const scalevec::ManifestShard*> shards = {&record.val};
@@ -282,18 +283,46 @@ bool already_done(const std::string& dir, const std::string& record_path, const 
   }
 }
 
-// encode --out DIR: a dataset folder with a manifest (include/scalevec/manifest.h).
-int cmd_encode_dataset(Flags flags) {
-  const std::string model = flags.get("model");
-  const auto inputs = expand_inputs(flags.list("input"));
-  const std::string dir = flags.get("out");
-  const double val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
-  const int64_t block_lines =
+// The options both encode modes share, read from the flags and checked.
+struct EncodeSettings {
+  std::string model, text_key;
+  scalevec::EncodeOptions options;  // eos is set once the model is loaded
+};
+
+EncodeSettings read_encode_settings(Flags& flags) {
+  EncodeSettings e;
+  e.model = flags.get("model");
+  e.options.val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
+  e.options.block_lines =
       parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
-  const std::string text_key = flags.get("text-key", "text");
+  e.text_key = flags.get("text-key", "text");
   const int64_t workers = parse_int(
       flags.get("workers", std::to_string(std::max(1u, std::thread::hardware_concurrency()))),
       "--workers");
+  if (workers < 1) throw UsageError("encode: --workers must be >= 1");
+  e.options.workers = static_cast<int>(workers);
+  const double f = e.options.val_fraction;
+  if (!(f >= 0.0 && f < 1.0))
+    throw UsageError("encode: --val-fraction must be in [0, 1), got " + std::to_string(f));
+  if (e.options.block_lines < 1) throw UsageError("encode: --block-lines must be >= 1");
+  return e;
+}
+
+// sentencepiece's Encode as the pipeline's LineEncoder (const: safe from several workers).
+scalevec::LineEncoder sentencepiece_encoder(const sentencepiece::SentencePieceProcessor& sp) {
+  return [&sp](const std::string& text, std::vector<int>& ids) {
+    const auto status = sp.Encode(text, &ids);
+    if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
+  };
+}
+
+// encode --out DIR: a dataset folder with a manifest (include/scalevec/manifest.h).
+int cmd_encode_dataset(Flags flags) {
+  EncodeSettings settings = read_encode_settings(flags);
+  const std::string& model = settings.model;
+  scalevec::EncodeOptions& opts = settings.options;
+  const auto inputs = expand_inputs(flags.list("input"));
+  const std::string dir = flags.get("out");
   const int64_t shard_index = parse_int(flags.get("shard-index", "-1"), "--shard-index");
   const int64_t num_shards = parse_int(flags.get("num-shards", "1"), "--num-shards");
   // 2^29 tokens: 1 GiB per shard with a vocabulary below 65536 (2 bytes a token).
@@ -301,11 +330,8 @@ int cmd_encode_dataset(Flags flags) {
       parse_int(flags.get("max-shard-tokens", "536870912"), "--max-shard-tokens");
   flags.finish();
   if (max_shard_tokens < 1) throw UsageError("encode: --max-shard-tokens must be >= 1");
-  if (workers < 1) throw UsageError("encode: --workers must be >= 1");
   if (num_shards < 1 || shard_index >= num_shards || (shard_index < 0 && num_shards != 1))
     throw UsageError("encode: --shard-index i needs --num-shards n with 0 <= i < n");
-  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-    throw UsageError("encode: --val-fraction must be in [0, 1)");
   sentencepiece::SentencePieceProcessor sp;
   load_model(model, sp);
   std::filesystem::create_directories(dir + "/shards");
@@ -318,15 +344,8 @@ int cmd_encode_dataset(Flags flags) {
   manifest.total_inputs = static_cast<int64_t>(inputs.size());
   manifest.shard_index = shard_index;
   manifest.num_shards = num_shards;
-  scalevec::EncodeOptions opts;
-  opts.workers = static_cast<int>(workers);
-  opts.block_lines = block_lines;
-  opts.val_fraction = val_fraction;
   opts.eos = static_cast<uint32_t>(sp.eos_id());
-  const auto encode = [&](const std::string& text, std::vector<int>& ids) {
-    const auto status = sp.Encode(text, &ids);
-    if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
-  };
+  const scalevec::LineEncoder encode = sentencepiece_encoder(sp);
   int64_t skipped_inputs = 0;
   for (size_t k = 0; k < inputs.size(); ++k) {
     // A deterministic 1/n of the inputs: an array job's task i takes inputs i, i+n, i+2n, ...
@@ -335,8 +354,7 @@ int cmd_encode_dataset(Flags flags) {
     const std::string id = scalevec::hex64(scalevec::fnv1a64(input.data(), input.size()));
     const std::string record_path = dir + "/parts/" + id + ".json";
     scalevec::InputRecord record;
-    if (already_done(dir, record_path, input, record) &&
-        scalevec::file_hash(model) == manifest.tokenizer_hash) {
+    if (already_done(dir, record_path, input, manifest.tokenizer_hash, record)) {
       record.index = static_cast<int64_t>(k);
       manifest.inputs.push_back(record);
       ++skipped_inputs;
@@ -345,6 +363,7 @@ int cmd_encode_dataset(Flags flags) {
     record = scalevec::InputRecord();
     record.index = static_cast<int64_t>(k);
     record.input = input;
+    record.tokenizer_hash = manifest.tokenizer_hash;
     record.input_bytes = std::filesystem::file_size(input);
     record.input_mtime_ns = mtime_ns(input);
     // Streamed: train shards roll over every max_shard_tokens; the current validation-less block
@@ -391,9 +410,9 @@ int cmd_encode_dataset(Flags flags) {
       else
         held.insert(held.end(), line.begin(), line.end());
     };
-    scalevec::TextLineSource reader({input}, text_key);
+    scalevec::TextLineSource reader({input}, settings.text_key);
     const scalevec::EncodeCounts r = scalevec::encode_lines_to(reader, encode, opts, sink);
-    if (val_fraction > 0.0 && r.val_blocks == 0 && r.blocks >= 2 && held_is_block)
+    if (opts.val_fraction > 0.0 && r.val_blocks == 0 && r.blocks >= 2 && held_is_block)
       val_out.append(held.data(), held.size());  // the last block becomes the validation data
     else
       write_train(held);
@@ -443,39 +462,23 @@ int cmd_merge(Flags flags) {
 
 int cmd_encode(Flags flags) {
   if (flags.has("out")) return cmd_encode_dataset(std::move(flags));
-  const std::string model = flags.get("model");
+  EncodeSettings settings = read_encode_settings(flags);
+  scalevec::EncodeOptions& opts = settings.options;
   const auto inputs = flags.list("input");
   const std::string train_out = flags.get("train-out");
   const std::string val_out = flags.get("val-out");
-  const double val_fraction = parse_double(flags.get("val-fraction", "0.01"), "--val-fraction");
-  const int64_t block_lines =
-      parse_int(flags.get("block-lines", std::to_string(kDefaultBlockLines)), "--block-lines");
-  const std::string text_key = flags.get("text-key", "text");
-  const int64_t workers = parse_int(
-      flags.get("workers", std::to_string(std::max(1u, std::thread::hardware_concurrency()))),
-      "--workers");
   flags.finish();
-  if (workers < 1) throw UsageError("encode: --workers must be >= 1");
-  if (!(val_fraction >= 0.0 && val_fraction < 1.0))
-    throw UsageError("encode: --val-fraction must be in [0, 1), got " +
-                     std::to_string(val_fraction));
-  if (block_lines < 1) throw UsageError("encode: --block-lines must be >= 1");
 
   sentencepiece::SentencePieceProcessor sp;
-  load_model(model, sp);
-  scalevec::EncodeOptions opts;
-  opts.workers = workers;
-  opts.block_lines = block_lines;
-  opts.val_fraction = val_fraction;
+  load_model(settings.model, sp);
   opts.eos = static_cast<uint32_t>(sp.eos_id());
-  scalevec::TextLineSource reader(inputs, text_key);
+  scalevec::TextLineSource reader(inputs, settings.text_key);
   uint64_t input_bytes = 0;  // on disk; the ETA is exact for uncompressed inputs
   bool compressed = false;
   for (const auto& f : inputs) {
     std::ifstream in(f, std::ios::binary | std::ios::ate);
     input_bytes += in ? static_cast<uint64_t>(in.tellg()) : 0;
-    compressed = compressed || f.size() > 3 && (f.substr(f.size() - 3) == ".gz" ||
-                                                f.substr(f.size() - 4) == ".zst");
+    compressed = compressed || scalevec::is_compressed_path(f);
   }
   const auto show = [&](const scalevec::EncodeProgress& p) {
     std::ostringstream line;
@@ -488,13 +491,8 @@ int cmd_encode(Flags flags) {
            << " s";
     scalevec::log::info(line.str());
   };
-  const scalevec::EncodeResult r = scalevec::encode_lines(
-      reader,
-      [&](const std::string& text, std::vector<int>& ids) {
-        const auto status = sp.Encode(text, &ids);
-        if (!status.ok()) throw std::runtime_error("encode failed: " + status.ToString());
-      },
-      opts, show);
+  const scalevec::EncodeResult r =
+      scalevec::encode_lines(reader, sentencepiece_encoder(sp), opts, show);
   const auto& train = r.train;
   const auto& val = r.val;
   const int64_t line_index = r.lines, blocks = r.blocks, val_blocks = r.val_blocks;

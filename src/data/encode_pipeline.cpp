@@ -73,7 +73,7 @@ EncodeCounts encode_lines_to(TextLineSource& source, const LineEncoder& encode,
   uint64_t tokens = 0;
   const auto start = std::chrono::steady_clock::now();
   auto last_report = start;
-  // Appends finished work in sequence order; with `all`, waits until everything is written.
+  // Appends finished work in sequence order, until `until_seq` (waiting for it to be done).
   auto write_ready = [&](int64_t until_seq) {
     for (;;) {
       Work w;

@@ -62,6 +62,7 @@ uint64_t Manifest::val_tokens() const {
 std::string to_json(const InputRecord& r) {
   std::ostringstream os;
   os << "{\"index\": " << r.index << ", \"input\": " << quoted(r.input)
+     << ", \"tokenizer_hash\": " << quoted(r.tokenizer_hash)
      << ", \"input_bytes\": " << r.input_bytes << ", \"input_mtime_ns\": " << r.input_mtime_ns
      << ", \"lines\": " << r.lines << ", \"skipped\": {";
   const char* sep = "";
@@ -107,6 +108,7 @@ InputRecord record_from(const element& e) {
   InputRecord r;
   r.index = int64_t(e["index"]);
   r.input = std::string(std::string_view(e["input"]));
+  r.tokenizer_hash = std::string(std::string_view(e["tokenizer_hash"]));
   r.input_bytes = uint64_t(e["input_bytes"]);
   r.input_mtime_ns = int64_t(e["input_mtime_ns"]);
   r.lines = uint64_t(e["lines"]);

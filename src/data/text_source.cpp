@@ -51,6 +51,10 @@ std::string TextSourceStats::summary() const {
   return os.str();
 }
 
+bool is_compressed_path(const std::string& path) {
+  return without_compression_suffix(path) != path;
+}
+
 bool is_jsonl_path(const std::string& path) {
   const std::string base = without_compression_suffix(path);
   return ends_with(base, ".jsonl") || ends_with(base, ".json");

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -94,11 +95,11 @@ std::vector<std::string> val_set_names(const std::vector<std::string>& paths) {
     names.push_back(fs::path(p).extension() == ".json"
                         ? fs::path(p).parent_path().filename().string()
                         : fs::path(p).stem().string());
-  for (size_t i = 0; i < names.size(); ++i)
-    if (std::count(names.begin(), names.end(), names[i]) > 1)
-      for (size_t j = 0; j < paths.size(); ++j)
-        names[j] = fs::path(paths[j]).parent_path().filename().string() + "_" +
-                   fs::path(paths[j]).stem().string();
+  const bool repeated = std::set<std::string>(names.begin(), names.end()).size() < names.size();
+  if (repeated)
+    for (size_t i = 0; i < paths.size(); ++i)
+      names[i] = fs::path(paths[i]).parent_path().filename().string() + "_" +
+                 fs::path(paths[i]).stem().string();
   return names;
 }
 
