@@ -49,7 +49,8 @@ if [ "$cuda" = 1 ]; then
   # libgloo-cuda-dev, without which the CUDA build has no Gloo (CPU) backend.
   packages+=(libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev libgloo-cuda-dev)
 else
-  packages+=(libtorch-dev libgloo-dev)
+  # python3-torch: the independent check of exported models (tests/export_check.sh, CPU builds).
+  packages+=(libtorch-dev libgloo-dev python3-torch)
 fi
 
 # cuDNN: nvidia-cudnn (a dependency of libtorch-cuda) downloads cuDNN from NVIDIA in its postinst.

@@ -10,18 +10,7 @@ py="${PYTHON:-/usr/bin/python3}"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sweep-tooling.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-cat /usr/share/common-licenses/{GPL-3,Apache-2.0,GFDL-1.3,MPL-2.0} > "$tmp/corpus.txt"
-cat > "$tmp/base.yaml" <<YAML
-defaults: $src/configs/tiny.yaml
-model: {vocab_size: 512}
-data:
-  corpus: [$tmp/corpus.txt]
-  out_dir: $tmp/data
-  train_shard: $tmp/data/train.bin
-  val_shard: $tmp/data/val.bin
-  tokenizer: $tmp/data/tokenizer.model
-  val_fraction: 0.1
-YAML
-"$build/scalevec" prepare-data --config "$tmp/base.yaml"
+source "$src/tests/tiny_corpus.sh"
+prepare_tiny_corpus "$src" "$build" "$tmp"
 cd "$src"
 SCALEVEC_BIN="$build/scalevec" SWEEP_TEST_BASE="$tmp/base.yaml" PYTHON="$py" bash scripts/test_sweep.sh

@@ -167,8 +167,7 @@ TEST(Configs, AnalyticCountEqualsBuiltModelForEveryNormOption) {
           c.moe.num_experts = 3;
           c.moe.shared_expert = moe;
           c.moe.expert_hidden = 24;
-          for (NormPosition p : {NormPosition::PreAttn, NormPosition::PreFfn, NormPosition::Qk,
-                                 NormPosition::Final, NormPosition::BranchOut}) {
+          for (NormPosition p : kNormPositions) {
             c.norm.at(p).variant = v;
             c.norm.at(p).placement = pl;
             c.norm.at(p).magnitude = mag;

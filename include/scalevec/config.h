@@ -11,6 +11,10 @@ namespace scalevec {
 enum class NormVariant { None, Standard, Branch, Relocated, MagDir, Unified };
 enum class NormRole { Input, Output };
 enum class NormPosition { PreAttn, PreFfn, Qk, Final, BranchOut };
+// Every position, for code that walks them all (config keys, export, tests).
+inline constexpr NormPosition kNormPositions[] = {NormPosition::PreAttn, NormPosition::PreFfn,
+                                                  NormPosition::Qk, NormPosition::Final,
+                                                  NormPosition::BranchOut};
 enum class Placement { Input, Output, Both };
 enum class MagnitudeShape { Scalar, PerHead };
 enum class MagDirDecay { Magnitude, Direction, Both, Neither };
@@ -160,6 +164,9 @@ struct TrainConfig {
   int64_t probe_iters = 16;         // Lanczos iterations (Hessian-vector products), at most
   double probe_tol = 1e-2;          // stop when the top Ritz residual is <= tol |lambda|
   int64_t probe_trace_samples = 0;  // Hutchinson samples for the Hessian trace (0: none)
+  // A Hugging Face folder (scalevec export, docs/export.md) whose weights start a fresh run; a
+  // resumed run takes its checkpoint instead.
+  std::string init_from;
 };
 
 struct DistConfig {

@@ -13,6 +13,7 @@ struct RunRecord {
   std::string event = "start";  // "start" or "resume"
   int64_t step = 0;             // the step the run starts from
   std::string resumed_from;     // checkpoint path on resume
+  std::string init_from;        // HF folder the weights of a fresh start came from
   std::vector<std::string> command_line;
   int world_size = 1;
   std::vector<std::string> hosts;  // one per rank

@@ -12,6 +12,7 @@
 #include "scalevec/data.h"
 #include "scalevec/dist.h"
 #include "scalevec/log.h"
+#include "scalevec/safetensors.h"
 #include "scalevec/trainer.h"
 
 namespace scalevec::cli {
@@ -32,7 +33,9 @@ int cmd_train(const Args& args) {
   opts.command_line = args.argv;
   if (args.has("stop-after")) opts.stop_after = std::stoll(args.get("stop-after"));
   install_stop_signal_handlers();
-  Trainer trainer(args.load(), opts);
+  Config cfg = args.load();
+  if (args.has("init-from")) cfg.train.init_from = args.get("init-from");
+  Trainer trainer(cfg, opts);
   const TrainResult r = trainer.run();
   if (r.steps_run == 0) {
     log::info(log::cat("nothing to do: the run is at step ", r.steps_done,
@@ -52,11 +55,30 @@ int cmd_eval(const Args& args) {
   TrainerOptions opts;
   opts.write_outputs = false;
   opts.allow_data_change = true;  // evaluating on other data is a fair question, not a resume
-  opts.resume_from = args.get("checkpoint");
-  if (opts.resume_from.empty()) opts.resume = true;  // newest checkpoint in train.out_dir
-  Trainer trainer(args.load(), opts);
+  Config cfg = args.load();
+  if (args.has("init-from")) {
+    cfg.train.init_from = args.get("init-from");  // an HF folder, loaded on the fresh start
+    if (args.has("checkpoint")) throw UsageError("eval: --checkpoint or --init-from, not both");
+  } else {
+    opts.resume_from = args.get("checkpoint");
+    if (opts.resume_from.empty()) opts.resume = true;  // newest checkpoint in train.out_dir
+  }
+  Trainer trainer(cfg, opts);
   const double loss = trainer.evaluate();
   std::cout << "val_loss " << loss << " ppl " << std::exp(loss) << "\n";
+  if (args.has("logits-out")) {
+    // The first val windows and their logits: what scripts/check_export.py compares against.
+    const int64_t seqs = std::stoll(args.get("logits-seqs", "2"));
+    const TokenWindowLoader val(cfg.data.val_shard, cfg.train.seq_len, seqs, cfg.train.seed);
+    const at::Tensor tokens = val.eval_batch(0).inputs;
+    TransformerImpl& model = trainer.model();
+    at::NoGradGuard no_grad;
+    if (args.has("fp64")) model.to(at::kDouble);
+    const at::Tensor logits = model.forward(tokens.to(trainer.device())).to(at::kCPU);
+    write_safetensors(args.get("logits-out"), {{"tokens", tokens}, {"logits", logits}},
+                      {{"format", "pt"}});
+    std::cout << "logits " << args.get("logits-out") << " " << logits.sizes() << "\n";
+  }
   return 0;
 }
 

@@ -12,5 +12,7 @@ int cmd_prepare_data(const Args& args);
 int cmd_bench_data(const Args& args);
 int cmd_inspect_config(const Args& args);
 int cmd_inspect_model(const Args& args);
+int cmd_export(const Args& args);
+int cmd_import(const Args& args);
 
 }  // namespace scalevec::cli

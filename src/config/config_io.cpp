@@ -348,10 +348,6 @@ void visit_per_group(V& v, const std::string& p, P& g) {
   v(p + ".output_norm", g.output_norm);
 }
 
-constexpr NormPosition kPositions[] = {NormPosition::PreAttn, NormPosition::PreFfn,
-                                       NormPosition::Qk, NormPosition::Final,
-                                       NormPosition::BranchOut};
-
 // The single list of config keys: reading, writing and key listing all walk it.
 template <typename V, typename C>
 void visit_config(V& v, C& c) {
@@ -382,12 +378,12 @@ void visit_config(V& v, C& c) {
   if constexpr (V::kReading) {
     NormOptions global = m.norm.pre_attn;
     visit_norm(v, "model.norm", global);
-    for (NormPosition p : kPositions) m.norm.at(p) = global;
+    for (NormPosition p : kNormPositions) m.norm.at(p) = global;
   } else {
     NormOptions global = m.norm.pre_attn;
     if constexpr (std::is_same_v<V, KeyLister>) visit_norm(v, "model.norm", global);
   }
-  for (NormPosition p : kPositions)
+  for (NormPosition p : kNormPositions)
     visit_norm(v, std::string("model.norm.") + to_string(p), m.norm.at(p));
 
   auto& o = c.optim;
@@ -446,6 +442,7 @@ void visit_config(V& v, C& c) {
   v("train.probe_iters", t.probe_iters);
   v("train.probe_tol", t.probe_tol);
   v("train.probe_trace_samples", t.probe_trace_samples);
+  v("train.init_from", t.init_from);
 
   v("dist.backend", c.dist.backend);
   v("dist.bucket_mb", c.dist.bucket_mb);
@@ -555,7 +552,7 @@ void validate_config(const Config& c) {
           "model.moe.top_k must be in [1, model.moe.num_experts]");
     check(m.moe.capacity_factor >= 0, "model.moe.capacity_factor must be >= 0");
   }
-  for (NormPosition p : kPositions) {
+  for (NormPosition p : kNormPositions) {
     const auto& n = m.norm.at(p);
     check(n.eps > 0, std::string("model.norm.") + to_string(p) + ".eps must be > 0");
     check(n.gamma_init > 0 || n.variant == NormVariant::Standard ||

@@ -61,6 +61,7 @@ std::vector<std::string> append_run_info(const std::string& out_dir, const RunRe
   r["time"] = utc_now();
   r["step"] = record.step;
   if (!record.resumed_from.empty()) r["resumed_from"] = record.resumed_from;
+  if (!record.init_from.empty()) r["init_from"] = record.init_from;
   if (!record.data_check.empty()) r["data_check"] = record.data_check;
   if (!record.data_changes.empty()) r["data_changes"] = record.data_changes;
   if (!record.skipped_checkpoints.empty())

@@ -15,6 +15,7 @@
 #include "scalevec/compat.h"
 #include "scalevec/config_io.h"
 #include "scalevec/data_fingerprint.h"
+#include "scalevec/hf_format.h"
 #include "scalevec/log.h"
 #include "scalevec/run_info.h"
 #include "scalevec/schedule.h"
@@ -271,8 +272,14 @@ Trainer::Trainer(Config config, TrainerOptions options)
                                  " is intact (damaged:" + list +
                                  "); nothing was changed. Move them away to start over");
   }
+  const bool init_from_folder = resume_path.empty() && !cfg_.train.init_from.empty();
+  if (init_from_folder) {
+    load_hf_weights(cfg_.train.init_from, *model_);
+    log::info("initialized the weights from " + cfg_.train.init_from);
+  }
   if (opts_.write_outputs) {
     RunRecord record;
+    if (init_from_folder) record.init_from = cfg_.train.init_from;
     record.data_check = data_check;
     record.data_changes = data_changes;
     record.event = resume_path.empty() ? "start" : "resume";
